@@ -61,9 +61,9 @@ type Entry struct {
 	// Concentration: AmountPerVolume AmountUnit in VolumeML mL. Zero for basic
 	// fluids (dose unit mL/h).
 	Amount     float64    `json:"amount,omitempty" yaml:"amount,omitempty"`
-	AmountUnit string     `json:"amount_unit,omitempty" yaml:"amount_unit,omitempty"` // mg, mcg, units, mEq
+	AmountUnit string     `json:"amount_unit,omitempty" yaml:"amount_unit,omitempty"` // one of AmountUnits: mcg, mg, g, units, mEq
 	VolumeML   float64    `json:"volume_ml,omitempty" yaml:"volume_ml,omitempty"`
-	DoseUnit   string     `json:"dose_unit" yaml:"dose_unit"` // mL/h, mg/h, mcg/min, mcg/kg/min, units/h, units/kg/h, mEq/h
+	DoseUnit   string     `json:"dose_unit" yaml:"dose_unit"` // one of DoseUnits: mL/h, mg/h, mcg/kg/min, units/h, milliunits/min, mEq/h, ...
 	Dose       Limits     `json:"dose" yaml:"dose"`
 	PCA        *PCALimits `json:"pca,omitempty" yaml:"pca,omitempty"`
 	Advisory   string     `json:"advisory,omitempty" yaml:"advisory,omitempty"`
@@ -211,11 +211,15 @@ func unitFactor(from, to string) (float64, error) {
 	if strings.EqualFold(from, to) {
 		return 1, nil
 	}
-	mass := map[string]float64{"mcg": 1e-6, "mg": 1e-3, "g": 1}
-	a, ok1 := mass[from]
-	b, ok2 := mass[to]
-	if ok1 && ok2 {
-		return a / b, nil
+	for _, scale := range []map[string]float64{
+		{"mcg": 1e-6, "mg": 1e-3, "g": 1},
+		{"milliunits": 1e-3, "units": 1},
+	} {
+		a, ok1 := scale[from]
+		b, ok2 := scale[to]
+		if ok1 && ok2 {
+			return a / b, nil
+		}
 	}
 	return 0, fmt.Errorf("cannot convert %s to %s", from, to)
 }
