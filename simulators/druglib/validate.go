@@ -36,10 +36,10 @@ var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // FieldError is one problem in a library document.
 type FieldError struct {
-	File  string // document name; empty when unknown
-	Line  int    // 1-based line; 0 when unknown (JSON, in-memory libraries)
-	Field string // path of the field, e.g. entries[3].dose.hard_max (indexes from 0)
-	Msg   string
+	File  string `json:"file,omitempty"`  // document name; empty when unknown
+	Line  int    `json:"line,omitempty"`  // 1-based line; 0 when unknown (JSON, in-memory libraries)
+	Field string `json:"field,omitempty"` // path of the field, e.g. entries[3].dose.hard_max (indexes from 0)
+	Msg   string `json:"message"`
 }
 
 func (e *FieldError) Error() string {
