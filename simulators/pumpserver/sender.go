@@ -1,0 +1,138 @@
+package pumpserver
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pumplab/pumplab/simulators/hl7"
+)
+
+// sender delivers HL7 messages to one MLLP destination in order, over one
+// persistent connection that it re-dials after failures. Nothing is dropped
+// silently: a message stays queued until the peer acknowledged it (any MSA),
+// and a full queue is an error returned to the caller and counted.
+type sender struct {
+	name string
+	addr string
+	tls  *tls.Config
+	log  *slog.Logger
+
+	q        chan *hl7.Message
+	once     sync.Once
+	done     chan struct{}
+	stopped  chan struct{}
+	sent     atomic.Int64
+	retries  atomic.Int64
+	rejected atomic.Int64 // peer answered AE/AR/CE/CR
+	overflow atomic.Int64
+
+	onAck func(m, ack *hl7.Message)
+}
+
+func newSender(name, addr string, tlsConf *tls.Config, depth int, log *slog.Logger) *sender {
+	if depth <= 0 {
+		depth = 10000
+	}
+	return &sender{name: name, addr: addr, tls: tlsConf, log: log,
+		q: make(chan *hl7.Message, depth), done: make(chan struct{}), stopped: make(chan struct{})}
+}
+
+// enqueue queues m; it fails when the queue is full or the sender stopped.
+func (s *sender) enqueue(m *hl7.Message) error {
+	select {
+	case <-s.done:
+		return fmt.Errorf("pumpserver: send %s to %s: sender closed", m.Type(), s.name)
+	default:
+	}
+	select {
+	case s.q <- m:
+		return nil
+	default:
+		s.overflow.Add(1)
+		s.log.Error("outbound queue full", "dest", s.name, "type", m.Type().String(), "id", m.ControlID())
+		return fmt.Errorf("pumpserver: send %s to %s: queue of %d full", m.Type(), s.name, cap(s.q))
+	}
+}
+
+func (s *sender) run() {
+	defer close(s.stopped)
+	var c *hl7.Client
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	backoff := 50 * time.Millisecond
+	for {
+		var m *hl7.Message
+		select {
+		case m = <-s.q:
+		case <-s.done:
+			return
+		}
+		for {
+			if c == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				var err error
+				c, err = hl7.Dial(ctx, s.addr, s.tls)
+				cancel()
+				if err != nil {
+					c = nil
+					s.retries.Add(1)
+					s.log.Warn("dial failed, retrying", "dest", s.name, "addr", s.addr, "err", err)
+					if !s.wait(backoff) {
+						return
+					}
+					backoff = min(backoff*2, 2*time.Second)
+					continue
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ack, err := c.Send(ctx, m)
+			cancel()
+			if err != nil {
+				c.Close()
+				c = nil
+				s.retries.Add(1)
+				s.log.Warn("send failed, retrying", "dest", s.name, "type", m.Type().String(), "err", err)
+				if !s.wait(backoff) {
+					return
+				}
+				backoff = min(backoff*2, 2*time.Second)
+				continue
+			}
+			backoff = 50 * time.Millisecond
+			s.sent.Add(1)
+			if code := ack.Get("MSA-1"); code != "AA" && code != "CA" {
+				s.rejected.Add(1)
+				s.log.Warn("peer refused message", "dest", s.name, "type", m.Type().String(), "ack", code, "err", ack.Get("ERR-8"))
+			}
+			if s.onAck != nil {
+				s.onAck(m, ack)
+			}
+			break
+		}
+	}
+}
+
+func (s *sender) wait(d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+// pending is the number of queued messages.
+func (s *sender) pending() int { return len(s.q) }
+
+func (s *sender) close() {
+	s.once.Do(func() { close(s.done) })
+	<-s.stopped
+}
