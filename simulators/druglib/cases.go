@@ -57,6 +57,26 @@ func caseEdit(old, new string) string {
 	return strings.Replace(CaseBase, old, new, 1)
 }
 
+// caseEdits applies caseEdit for each (old, new) pair in turn.
+func caseEdits(pairs ...string) string {
+	doc := CaseBase
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if !strings.Contains(doc, pairs[i]) {
+			panic("druglib: case table: " + pairs[i] + " not in the document")
+		}
+		doc = strings.Replace(doc, pairs[i], pairs[i+1], 1)
+	}
+	return doc
+}
+
+// caseTwoAreas is CaseBase with a second care area (PACU) and entries[0]
+// restricted to ICU; a second entry shares entries[0]'s id as a code.
+func caseTwoAreas(secondAreas string) string {
+	return caseEdits("entries:\n", "  - name: PACU\n    max_rate_ml_h: 500\n    callback_min: 5\n    kvo_rate_ml_h: 5\nentries:\n",
+		"    channels: [lvp]\n", "    care_areas: [ICU]\n    channels: [lvp]\n") +
+		"  - id: DRUG-1-PACU\n    codes: [drug-1]\n    name: Drug one (PACU)\n    care_areas: " + secondAreas + "\n    channels: [lvp]\n    dose_unit: mL/h\n"
+}
+
 // Cases is the library-document case table.
 var Cases = []Case{
 	{"valid", CaseBase, ""},
@@ -100,6 +120,8 @@ var Cases = []Case{
 	{"missing entry name", caseEdit("    name: Drug one\n", ""), "case.yaml:10: entries[0].name: missing"},
 	{"duplicate id", CaseBase + "  - id: drug-1\n    name: Drug two\n    channels: [lvp]\n    dose_unit: mL/h\n", `case.yaml:18: entries[1].id: duplicate id "drug-1" (entries[0])`},
 	{"hl7 delimiter in id", caseEdit("id: DRUG-1", "id: DRUG^1"), `case.yaml:10: entries[0].id: "DRUG^1" contains whitespace or an HL7 delimiter`},
+	{"valid shared code in separate care areas", caseTwoAreas("[PACU]"), ""},
+	{"code shared in one care area", caseTwoAreas("[PACU, icu]"), `case.yaml:24: entries[1].codes[0]: code "drug-1" also matches entries[0] in care area icu`},
 	{"ambiguous code", CaseBase + "  - id: DRUG-2\n    codes: [X1, drug-1]\n    name: Drug two\n    channels: [lvp]\n    dose_unit: mL/h\n", `case.yaml:19: entries[1].codes[1]: code "drug-1" also matches entries[0] in every care area`},
 	{"unknown care area", caseEdit("    channels: [lvp]\n", "    care_areas: [ICU, PACU]\n    channels: [lvp]\n"), `case.yaml:12: entries[0].care_areas[1]: unknown care area "PACU"`},
 	{"no channel", caseEdit("    channels: [lvp]\n", ""), "case.yaml:10: entries[0].channels: at least one channel"},

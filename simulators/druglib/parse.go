@@ -64,8 +64,8 @@ func Parse(data []byte, name string) (*Library, error) {
 	d := &decoder{lines: map[string]int{}}
 	lib := new(Library)
 	d.decode(root, reflect.ValueOf(lib).Elem(), "")
-	if len(d.errs) > 0 {
-		return nil, d.errs.withFile(name)
+	if ve := d.errs.withFile(name); ve != nil {
+		return nil, ve
 	}
 	if err := lib.Validate(); err != nil {
 		var ve *ValidationError
@@ -153,6 +153,9 @@ func kindName(n *yaml.Node) string {
 }
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if d.errs.full() {
+		return // enough problems reported; stop decoding
+	}
 	if n.Kind == yaml.AliasNode {
 		d.fail(n.Line, path, "YAML aliases are not supported")
 		return

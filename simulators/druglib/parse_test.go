@@ -123,7 +123,7 @@ func TestParseDecodesEveryField(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Library{
-		Version: "LAB-1",
+		Version:   "LAB-1",
 		CareAreas: []CareArea{{Name: "ICU", MaxRateMLH: 999, CallbackMin: 2, KVORateMLH: 1, WeightMinKg: 30, WeightMaxKg: 300}},
 		Entries: []Entry{
 			{ID: "DRUG-1", Name: "Drug one", Channels: []string{"lvp"}, Amount: 4, AmountUnit: "mg", VolumeML: 250,

@@ -88,31 +88,43 @@ func (e *ValidationError) Unwrap() []error {
 	return errs
 }
 
-type problems []*FieldError
+// problems collects up to maxProblems problems and counts the rest.
+type problems struct {
+	list    []*FieldError
+	omitted int
+}
 
-func (ps *problems) add(p *FieldError) { *ps = append(*ps, p) }
+func (ps *problems) add(p *FieldError) {
+	if len(ps.list) >= maxProblems {
+		ps.omitted++
+		return
+	}
+	ps.list = append(ps.list, p)
+}
 
-func (ps problems) withFile(name string) *ValidationError {
-	for _, p := range ps {
+func (ps *problems) full() bool { return len(ps.list) >= maxProblems }
+
+func (ps *problems) withFile(name string) *ValidationError {
+	for _, p := range ps.list {
 		p.File = name
 	}
 	return ps.err()
 }
 
-func (ps problems) err() *ValidationError {
-	if len(ps) == 0 {
+func (ps *problems) err() *ValidationError {
+	if len(ps.list) == 0 {
 		return nil
 	}
-	ve := &ValidationError{Problems: ps}
-	if len(ps) > maxProblems {
-		ve.Problems, ve.Omitted = ps[:maxProblems], len(ps)-maxProblems
-	}
-	return ve
+	return &ValidationError{Problems: ps.list, Omitted: ps.omitted}
 }
 
 type validator struct{ ps problems }
 
 func (v *validator) bad(field, format string, args ...any) {
+	if v.ps.full() {
+		v.ps.omitted++
+		return
+	}
 	v.ps.add(&FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -336,13 +348,19 @@ func (v *validator) pca(e *Entry, p string, hasConc bool) {
 }
 
 // ambiguousCodes refuses a code (id or codes[]) that matches two entries
-// usable in the same care area: Lookup would pick one silently.
+// usable in the same care area: Lookup would pick one silently. It runs in
+// time linear in the number of (code, care area) pairs.
 func (v *validator) ambiguousCodes(l *Library) {
-	type use struct {
+	type first struct {
 		entry int
 		isID  bool
 	}
-	byCode := map[string][]use{}
+	type codeUse struct {
+		any   *first           // first entry using the code at all
+		all   *first           // first entry using it in every care area
+		areas map[string]first // care area (lower case) -> first entry using it there
+	}
+	uses := map[string]*codeUse{}
 	for i := range l.Entries {
 		e := &l.Entries[i]
 		fields := append([]string{e.ID}, e.Codes...)
@@ -350,48 +368,62 @@ func (v *validator) ambiguousCodes(l *Library) {
 			if code == "" {
 				continue
 			}
-			field := fmt.Sprintf("entries[%d].id", i)
-			if j > 0 {
-				field = fmt.Sprintf("entries[%d].codes[%d]", i, j-1)
-			}
+			isID := j == 0
 			k := strings.ToLower(code)
-			for _, b := range byCode[k] {
-				if b.entry == i || (j == 0 && b.isID) {
-					continue // listed twice in one entry, or a duplicate id (reported already)
-				}
-				if area, ok := overlap(l.Entries[b.entry].CareAreas, e.CareAreas); ok {
-					where := "every care area"
-					if area != "" {
-						where = "care area " + area
+			u := uses[k]
+			if u == nil {
+				u = &codeUse{areas: map[string]first{}}
+				uses[k] = u
+			}
+			// Find a clash with an earlier entry.
+			var clash *first
+			where := ""
+			if len(e.CareAreas) == 0 {
+				if u.any != nil {
+					clash = u.any
+					if u.all == nil {
+						where = l.Entries[u.any.entry].CareAreas[0]
 					}
-					v.bad(field, "code %q also matches entries[%d] in %s", code, b.entry, where)
-					break
+				}
+			} else {
+				for _, a := range e.CareAreas {
+					if u.all != nil {
+						clash, where = u.all, a
+						break
+					}
+					if f, ok := u.areas[strings.ToLower(a)]; ok {
+						clash, where = &f, a
+						break
+					}
 				}
 			}
-			byCode[k] = append(byCode[k], use{i, j == 0})
-			if len(v.ps) > 2*maxProblems {
-				return
+			if clash != nil && clash.entry != i && !(isID && clash.isID) {
+				field := fmt.Sprintf("entries[%d].id", i)
+				if !isID {
+					field = fmt.Sprintf("entries[%d].codes[%d]", i, j-1)
+				}
+				in := "every care area"
+				if where != "" {
+					in = "care area " + where
+				}
+				v.bad(field, "code %q also matches entries[%d] in %s", code, clash.entry, in)
+			}
+			// Register this use where no earlier one is recorded.
+			me := first{i, isID}
+			if u.any == nil {
+				u.any = &me
+			}
+			if len(e.CareAreas) == 0 {
+				if u.all == nil {
+					u.all = &me
+				}
+				continue
+			}
+			for _, a := range e.CareAreas {
+				if _, ok := u.areas[strings.ToLower(a)]; !ok {
+					u.areas[strings.ToLower(a)] = me
+				}
 			}
 		}
 	}
-}
-
-// overlap reports whether two entries' care-area lists share an area (an
-// empty list is every area) and names one shared area ("" when both are
-// empty).
-func overlap(a, b []string) (string, bool) {
-	switch {
-	case len(a) == 0 && len(b) == 0:
-		return "", true
-	case len(a) == 0:
-		return b[0], true
-	case len(b) == 0:
-		return a[0], true
-	}
-	for _, x := range a {
-		if containsFold(b, x) {
-			return x, true
-		}
-	}
-	return "", false
 }
