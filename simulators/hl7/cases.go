@@ -46,7 +46,7 @@ var (
 	ExampleRGVChange = er7(
 		strings.Replace(mshRGV, "BCMA000123", "BCMA000124", 1), pidFull, pv1ICU,
 		`ORC|XO|ADM-778899^BCMA_SIM|||||||20250301113000-0500||||||||||RN0042^Nurse^Nina`,
-		`RXG|1|||NOREPI-4-250^Norepinephrine 4 mg/250 mL^HOSPFORM||||||||||0.08|265619^MDC_DIM_MICRO_G_PER_KG_PER_MIN^MDC|4|263890^MDC_DIM_MILLI_G^MDC|||||250|263762^MDC_DIM_MILLI_L^MDC`,
+		`RXG|1|||NOREPI-4-250^Norepinephrine 4 mg/250 mL^HOSPFORM|||||||||||0.08|265619^MDC_DIM_MICRO_G_PER_KG_PER_MIN^MDC|4|263890^MDC_DIM_MILLI_G^MDC|||||250|263762^MDC_DIM_MILLI_L^MDC`,
 		`RXR|^IV^HL70162||^IVP^HL70164|^IV^HL70165`,
 		`OBX|1||69986^MDC_DEV_PUMP_INFUS_VMD^MDC|||||||||||||||^^PUMP-0007^HOSP`,
 		`OBX|2|NM|68063^MDC_ATTR_PT_WEIGHT^MDC||70|263875^MDC_DIM_KILO_G^MDC`,
@@ -151,7 +151,7 @@ var (
 		`RXR|^IV^HL70162`,
 		`RXC|B|NS^Sodium chloride 0.9%|250|mL^mL^UCUM`,
 		`RXC|A|NOREPI-4-250^Norepinephrine 4 mg/250 mL^HOSPFORM|4|mg^mg^UCUM`,
-		`OBX|1|NM|29463-7^Body weight^LN||70|kg^kg^UCUM||||||F`,
+		`OBX|1|NM|29463-7^Body weight^LN||70|kg^kg^UCUM|||||F`,
 	)
 
 	// ExampleRDE is the pharmacy-verified order.
@@ -163,7 +163,7 @@ var (
 		`RXR|^IV^HL70162`,
 		`RXC|B|NS^Sodium chloride 0.9%|250|mL^mL^UCUM`,
 		`RXC|A|NOREPI-4-250^Norepinephrine 4 mg/250 mL^HOSPFORM|4|mg^mg^UCUM`,
-		`OBX|1|NM|29463-7^Body weight^LN||70|kg^kg^UCUM||||||F`,
+		`OBX|1|NM|29463-7^Body weight^LN||70|kg^kg^UCUM|||||F`,
 	)
 
 	// ExampleADTA01 admits the patient to 4W ICU with weight and height.
@@ -171,8 +171,8 @@ var (
 		`MSH|^~\&|EHR_SIM|HOSP_EHR|ALL|HOSP|20250301080000-0500||ADT^A01^ADT_A01|ADT000101|P|2.6`,
 		`EVN|A01|20250301080000-0500`,
 		pidFull, pv1ICU,
-		`OBX|1|NM|29463-7^Body weight^LN||70|kg^kg^UCUM||||||F`,
-		`OBX|2|NM|8302-2^Body height^LN||172|cm^cm^UCUM||||||F`,
+		`OBX|1|NM|29463-7^Body weight^LN||70|kg^kg^UCUM|||||F`,
+		`OBX|2|NM|8302-2^Body height^LN||172|cm^cm^UCUM|||||F`,
 	)
 
 	// ExampleADTA02 transfers the patient from 4W ICU to step-down (CTL-13).
@@ -188,7 +188,7 @@ var (
 		`MSH|^~\&|EHR_SIM|HOSP_EHR|ALL|HOSP|20250301150000-0500||ADT^A08^ADT_A01|ADT000103|P|2.6`,
 		`EVN|A08|20250301150000-0500`,
 		pidFull, pv1ICU,
-		`OBX|1|NM|29463-7^Body weight^LN||68.5|kg^kg^UCUM||||||F`,
+		`OBX|1|NM|29463-7^Body weight^LN||68.5|kg^kg^UCUM|||||F`,
 	)
 
 	// ExampleRAS documents the administration.

@@ -157,7 +157,8 @@ func FormatTime(t time.Time) string {
 }
 
 // ParseTime reads an HL7 DTM: YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ].
-// A time without offset is taken as UTC. "" gives the zero time.
+// A time without offset (or with +0000) is in time.UTC. "" gives the zero
+// time.
 func ParseTime(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
@@ -216,7 +217,9 @@ func ParseTime(s string) (time.Time, error) {
 		if zone[0] == '-' {
 			off = -off
 		}
-		loc = time.FixedZone("", off)
+		if off != 0 {
+			loc = time.FixedZone("", off)
+		}
 	}
 	t := time.Date(year, time.Month(mon), day, hh, mm, ss, ns, loc)
 	if t.Day() != day {
