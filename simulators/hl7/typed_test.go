@@ -46,7 +46,10 @@ func TestExamplesRebuild(t *testing.T) {
 		{"adt-a01", ExampleADTA01, func(m *Message) (*Message, error) { v, err := ParseADT(m); return BuildADT(v), err }, nil},
 		{"adt-a02", ExampleADTA02, func(m *Message) (*Message, error) { v, err := ParseADT(m); return BuildADT(v), err }, nil},
 		{"adt-a08", ExampleADTA08, func(m *Message) (*Message, error) { v, err := ParseADT(m); return BuildADT(v), err }, nil},
-		{"ras", ExampleRAS, func(m *Message) (*Message, error) { v, err := ParseAdministration(m); return BuildAdministration(v), err }, nil},
+		{"ras", ExampleRAS, func(m *Message) (*Message, error) {
+			v, err := ParseAdministration(m)
+			return BuildAdministration(v), err
+		}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
