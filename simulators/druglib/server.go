@@ -241,7 +241,7 @@ func (s *Server) writeBundle(w http.ResponseWriter, r *http.Request, b *Bundle) 
 func (s *Server) getCurrent(w http.ResponseWriter, r *http.Request) {
 	b, ok := s.store.Published()
 	if !ok {
-		s.fail(w, r, fmt.Errorf("druglib: current: %w: nothing is published", ErrNotFound))
+		s.fail(w, r, fmt.Errorf("druglib: current library %w: nothing is published", ErrNotFound))
 		return
 	}
 	s.writeBundle(w, r, b)
@@ -353,7 +353,7 @@ func (s *Server) postDraft(w http.ResponseWriter, r *http.Request) {
 func (s *Server) postAction(w http.ResponseWriter, r *http.Request) {
 	version, action := r.PathValue("version"), r.PathValue("action")
 	if action != "finalize" && action != "approve" && action != "publish" {
-		s.fail(w, r, fmt.Errorf("druglib: %w: no action %q (want finalize, approve or publish)", ErrNotFound, action))
+		s.fail(w, r, fmt.Errorf("druglib: action %q %w (want finalize, approve or publish)", action, ErrNotFound))
 		return
 	}
 	data, err := readBody(r, w)

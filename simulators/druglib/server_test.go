@@ -188,8 +188,8 @@ func TestServerBadInput(t *testing.T) {
 		{"/v1/library/LAB-1/finalize", `{"by":"rph.a","force":true}`, 400, "publish only"},
 		{"/v1/library/LAB-1/finalize", `{"by":1}`, 400, "finalize request"},
 		{"/v1/library/LAB-1/finalize", ``, 400, "no user named"},
-		{"/v1/library/LAB-1/delete", `{"by":"x"}`, 404, `no action "delete"`},
-		{"/v1/library/NOPE/finalize", `{"by":"x"}`, 404, "no such library version"},
+		{"/v1/library/LAB-1/delete", `{"by":"x"}`, 404, `action "delete" not found`},
+		{"/v1/library/NOPE/finalize", `{"by":"x"}`, 404, "library version not found"},
 	} {
 		status, e, _ := post(t, srv.URL()+c.path, "application/json", "", c.body)
 		if status != c.status || !strings.Contains(e.Error, c.contains) {

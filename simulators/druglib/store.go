@@ -16,7 +16,7 @@ import (
 
 // Workflow errors of the Store; test with errors.Is.
 var (
-	ErrNotFound     = errors.New("no such library version")
+	ErrNotFound     = errors.New("not found")
 	ErrNoUser       = errors.New("no user named")
 	ErrState        = errors.New("not allowed in this workflow state")
 	ErrExists       = errors.New("version exists and is no longer a draft")
@@ -146,7 +146,7 @@ func (s *Store) record(v *version, action, by, note string) {
 func (s *Store) lookup(op, name string) (*version, error) {
 	v, ok := s.versions[name]
 	if !ok {
-		return nil, fmt.Errorf("druglib: %s %s: %w", op, name, ErrNotFound)
+		return nil, fmt.Errorf("druglib: %s %s: library version %w", op, name, ErrNotFound)
 	}
 	return v, nil
 }
