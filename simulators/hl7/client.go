@@ -84,13 +84,19 @@ func (c *Client) SendRaw(ctx context.Context, msg []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("hl7: client: send: %w", err)
 	}
-	dl, ok := ctx.Deadline()
-	if !ok {
-		dl = time.Time{}
-	}
-	_ = c.conn.SetDeadline(dl)
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	// The context alone interrupts the exchange (so that ctx.Err() is set
+	// whenever I/O fails because of it).
+	_ = c.conn.SetDeadline(time.Time{})
+	interrupted := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = c.conn.SetDeadline(time.Unix(1, 0))
+		close(interrupted)
+	})
+	defer func() {
+		if !stop() {
+			<-interrupted // let the interruption finish before the next Send
+		}
+	}()
 	fail := func(op string, err error) ([]byte, error) {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			err = fmt.Errorf("%w (%v)", ctxErr, err)

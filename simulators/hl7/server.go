@@ -440,6 +440,9 @@ func sniffHeader(raw []byte) Header {
 	if i := bytes.IndexAny(line, "\r\n"); i >= 0 {
 		line = line[:i]
 	}
+	if len(line) < 4 {
+		return h
+	}
 	sep := line[3]
 	if !validDelim(sep) {
 		return h
