@@ -14,6 +14,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/pumplab/pumplab/clock"
 	"github.com/pumplab/pumplab/simulators/druglib"
@@ -88,6 +89,7 @@ type Agent struct {
 	inflight  bool // outbox[0] is being published
 	connected bool
 	connCh    chan struct{} // closed while connected
+	lostCh    chan struct{} // closed when the current connection is lost
 	counters  AgentCounters
 	recent    map[string]pumpwire.CommandAck
 	recentQ   []string
@@ -152,6 +154,7 @@ func NewAgent(p *Pump, cfg AgentConfig) *Agent {
 		p: p, cfg: cfg, clk: cfg.Clock, id: p.ID(),
 		log:    cfg.Logger.With("agent", p.ID()),
 		connCh: make(chan struct{}),
+		lostCh: make(chan struct{}),
 		recent: map[string]pumpwire.CommandAck{},
 		wake:   make(chan struct{}, 1),
 		cmds:   make(chan mqtt.Message, 64),
@@ -193,6 +196,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		SetConnectTimeout(a.cfg.ConnectTimeout).
 		SetWriteTimeout(a.cfg.PublishTimeout).
 		SetCleanSession(true).
+		SetStore(noStore{}).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(a.cfg.ReconnectMax).
@@ -326,10 +330,26 @@ func (a *Agent) setConnected(on bool) {
 	a.connected = on
 	if on {
 		close(a.connCh)
+		a.lostCh = make(chan struct{})
 	} else {
 		a.connCh = make(chan struct{})
+		close(a.lostCh)
 	}
 }
+
+// noStore is a paho Store that keeps nothing. The agent's outbox is the only
+// place an unacknowledged message lives: paho's own store would resend
+// in-flight packets after a reconnect concurrently with the agent's flush
+// (duplicates, and a data race inside paho), so it is disabled.
+type noStore struct{}
+
+func (noStore) Open()                             {}
+func (noStore) Put(string, packets.ControlPacket) {}
+func (noStore) Get(string) packets.ControlPacket  { return nil }
+func (noStore) All() []string                     { return nil }
+func (noStore) Del(string)                        {}
+func (noStore) Close()                            {}
+func (noStore) Reset()                            {}
 
 func (a *Agent) kick() {
 	select {
@@ -440,7 +460,7 @@ func (a *Agent) sendLoop(ctx context.Context) {
 			m = a.outbox[0]
 			a.inflight = true
 		}
-		client := a.client
+		client, lost := a.client, a.lostCh
 		a.mu.Unlock()
 		if m == nil {
 			select {
@@ -450,7 +470,7 @@ func (a *Agent) sendLoop(ctx context.Context) {
 				continue
 			}
 		}
-		ok := a.publishWait(ctx, client, m)
+		ok := a.publishWait(ctx, client, lost, m)
 		a.mu.Lock()
 		a.inflight = false
 		if ok {
@@ -477,31 +497,29 @@ func (a *Agent) sendLoop(ctx context.Context) {
 	}
 }
 
-// publishWait publishes m at QoS 1 and waits for its token. While the
-// connection is down the token is left to paho, which resends the stored
-// packet after reconnecting and then completes it; only a token still
-// pending on an open connection after PublishTimeout makes us publish again.
-func (a *Agent) publishWait(ctx context.Context, c mqtt.Client, m *outMsg) bool {
+// publishWait publishes m at QoS 1 and waits for the broker's PUBACK. It
+// gives up (the caller publishes m again once connected) when the connection
+// is lost or after PublishTimeout: the broker may then have the message
+// twice, which receivers absorb by deduplicating on the envelope id.
+func (a *Agent) publishWait(ctx context.Context, c mqtt.Client, lost <-chan struct{}, m *outMsg) bool {
 	tok := c.Publish(m.topic, 1, false, m.payload)
-	for {
-		t := time.NewTimer(a.cfg.PublishTimeout)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+	t := time.NewTimer(a.cfg.PublishTimeout)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-lost:
+		a.log.Debug("connection lost during publish; will resend", "topic", m.topic)
+		return false
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			a.log.Debug("publish failed", "topic", m.topic, "err", err)
 			return false
-		case <-tok.Done():
-			t.Stop()
-			if err := tok.Error(); err != nil {
-				a.log.Debug("publish failed", "topic", m.topic, "err", err)
-				return false
-			}
-			return true
-		case <-t.C:
-			if c.IsConnectionOpen() {
-				a.log.Warn("publish not acknowledged; retrying", "topic", m.topic)
-				return false
-			}
 		}
+		return true
+	case <-t.C:
+		a.log.Warn("publish not acknowledged; will resend", "topic", m.topic)
+		return false
 	}
 }
 
