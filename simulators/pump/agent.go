@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -56,7 +57,8 @@ type AgentConfig struct {
 	// LibraryFetcher serves OpActivateLib; nil rejects library commands.
 	LibraryFetcher LibraryFetcher
 	// Session tags this agent's message ids (<pump>-<session>-m<seq>) so that
-	// a restarted agent never reuses an id; default the lab time at NewAgent.
+	// a restarted agent never reuses an id; default the lab time at NewAgent
+	// (base 36 milliseconds) and a process-wide agent counter.
 	Session string
 }
 
@@ -112,6 +114,8 @@ type outMsg struct {
 	ts      time.Time
 }
 
+var agentN atomic.Int64 // distinguishes agents created at the same lab millisecond
+
 // NewAgent returns an agent for p; call Start.
 func NewAgent(p *Pump, cfg AgentConfig) *Agent {
 	if cfg.BrokerURL == "" {
@@ -148,7 +152,7 @@ func NewAgent(p *Pump, cfg AgentConfig) *Agent {
 		cfg.CloseFlush = 2 * time.Second
 	}
 	if cfg.Session == "" {
-		cfg.Session = strconv.FormatInt(cfg.Clock.Now().UnixMilli(), 36)
+		cfg.Session = strconv.FormatInt(cfg.Clock.Now().UnixMilli(), 36) + strconv.FormatInt(agentN.Add(1), 36)
 	}
 	return &Agent{
 		p: p, cfg: cfg, clk: cfg.Clock, id: p.ID(),
