@@ -1,6 +1,7 @@
 package hl7
 
 import (
+	"iter"
 	"math"
 	"strconv"
 	"strings"
@@ -198,7 +199,20 @@ func (r *fieldReader) result() error {
 	return r.err
 }
 
-// segIndex returns the 1-based position of s in m (0 when absent).
+// named yields the 1-based position and the segment of every segment called
+// name (linear in the message: views must stay O(n) on hostile input).
+func named(m *Message, name string) iter.Seq2[int, *Segment] {
+	return func(yield func(int, *Segment) bool) {
+		for i, s := range m.Segs {
+			if s.Name == name && !yield(i+1, s) {
+				return
+			}
+		}
+	}
+}
+
+// segIndex returns the 1-based position of s in m (0 when absent). It is
+// linear: call it once per error or per single segment, never in a loop.
 func segIndex(m *Message, s *Segment) int {
 	for i, x := range m.Segs {
 		if x == s {

@@ -159,8 +159,7 @@ func ParsePumpStatus(m *Message) (PumpStatus, error) {
 	s.DrugCode, s.DrugText, s.DrugSystem = drugOf(obr.Field(4))
 	s.ObsTime = fr.time(obr, oi, 7, obr.Value(7))
 	found := false
-	for _, o := range m.Segments("OBX") {
-		idx := segIndex(m, o)
+	for idx, o := range named(m, "OBX") {
 		id, v := o.Field(3), o.Value(5)
 		if kind, ok := pumpKindOf(id); ok && !found {
 			found = true
@@ -287,8 +286,7 @@ func ParseInfusionEvent(m *Message) (InfusionEvent, error) {
 	e.DrugCode, e.DrugText, e.DrugSystem = drugOf(obr.Field(4))
 	e.EventTime = fr.time(obr, oi, 7, obr.Value(7))
 	foundPump, foundEvent := false, false
-	for _, o := range m.Segments("OBX") {
-		idx := segIndex(m, o)
+	for idx, o := range named(m, "OBX") {
 		id, v := o.Field(3), o.Value(5)
 		if kind, ok := pumpKindOf(id); ok && !foundPump {
 			foundPump = true

@@ -216,6 +216,10 @@ func (s *Segment) trim() {
 	for n > 0 && len(canonField(s.Fields[n-1])) == 0 {
 		n--
 	}
+	if n == 0 {
+		s.Fields = nil
+		return
+	}
 	s.Fields = s.Fields[:n]
 }
 

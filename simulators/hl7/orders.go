@@ -110,8 +110,7 @@ func parseOrder(m *Message, rxName string) (PharmacyOrder, *Segment, *fieldReade
 	if rxr := m.Segment("RXR"); rxr != nil {
 		o.Route = rxr.Comp(1, 2)
 	}
-	for _, c := range m.Segments("RXC") {
-		ci := segIndex(m, c)
+	for ci, c := range named(m, "RXC") {
 		switch c.Value(1) {
 		case "B":
 			o.DiluentCode, o.DiluentText = c.Comp(2, 1), c.Comp(2, 2)
@@ -128,10 +127,10 @@ func parseOrder(m *Message, rxName string) (PharmacyOrder, *Segment, *fieldReade
 
 // weightOf reads a body weight OBX (LOINC 29463-7 or MDC 68063).
 func weightOf(m *Message, fr *fieldReader) float64 {
-	for _, o := range m.Segments("OBX") {
+	for idx, o := range named(m, "OBX") {
 		id := o.Field(3)
 		if id.Comp(1) == "29463-7" || MDCPatWeight.Matches(id) {
-			v := fr.num(o, segIndex(m, o), 5, o.Value(5))
+			v := fr.num(o, idx, 5, o.Value(5))
 			if UnitOf(o.Field(6)) == "g" {
 				v /= 1000
 			}
@@ -256,10 +255,10 @@ func ParseADT(m *Message) (ADT, error) {
 		a.PriorLocation = locationOf(pv1.Field(6))
 	}
 	a.WeightKg = weightOf(m, &fr)
-	for _, o := range m.Segments("OBX") {
+	for idx, o := range named(m, "OBX") {
 		id := o.Field(3)
 		if id.Comp(1) == "8302-2" || MDCPatHeight.Matches(id) {
-			a.HeightCm = fr.num(o, segIndex(m, o), 5, o.Value(5))
+			a.HeightCm = fr.num(o, idx, 5, o.Value(5))
 		}
 	}
 	return a, fr.result()
@@ -351,13 +350,13 @@ func ParseAdministration(m *Message) (Administration, error) {
 	if rxr := m.Segment("RXR"); rxr != nil {
 		a.Route = rxr.Comp(1, 2)
 	}
-	for _, o := range m.Segments("OBX") {
+	for idx, o := range named(m, "OBX") {
 		id := o.Field(3)
 		switch {
 		case MDCPumpVMD.Matches(id):
 			a.PumpID = equipID(o.Field(18))
 		case MDCFlowPump.Matches(id):
-			a.RateMLH = fr.num(o, segIndex(m, o), 5, o.Value(5))
+			a.RateMLH = fr.num(o, idx, 5, o.Value(5))
 		}
 	}
 	return a, fr.result()

@@ -186,13 +186,16 @@ func ParseRGV(m *Message) (RGV, error) {
 		}
 		group = append(group, s)
 	}
+	// pos is the 1-based position in m of group[j].
+	pos := func(j int) int { return orcIdx + j + 1 }
 	var rxg, rxr, tq1 *Segment
-	var pumpRows []*Segment
-	for _, s := range group {
+	var gi, ti int
+	var pumpRows []int
+	for j, s := range group {
 		switch s.Name {
 		case "RXG":
 			if rxg == nil {
-				rxg = s
+				rxg, gi = s, pos(j)
 			}
 		case "RXR":
 			if rxr == nil {
@@ -200,17 +203,16 @@ func ParseRGV(m *Message) (RGV, error) {
 			}
 		case "TQ1":
 			if tq1 == nil {
-				tq1 = s
+				tq1, ti = s, pos(j)
 			}
 		}
 	}
 	if rxg == nil {
 		return r, perr("RXG", 0, 0, ErrCodeSegmentSequence, "missing RXG segment after ORC")
 	}
-	gi := segIndex(m, rxg)
 	if tq1 != nil {
 		q := tq1.Field(13)
-		v := fr.num(tq1, segIndex(m, tq1), 13, q.Comp(1))
+		v := fr.num(tq1, ti, 13, q.Comp(1))
 		unit := q.At(1, 2, 2)
 		if unit == "" {
 			unit = q.At(1, 2, 1)
@@ -235,17 +237,17 @@ func ParseRGV(m *Message) (RGV, error) {
 		r.Route, r.Device, r.Method = rxr.Comp(1, 2), rxr.Comp(3, 2), rxr.Comp(4, 2)
 	}
 	var pca PCAParams
-	for _, s := range group {
+	for j, s := range group {
 		if s.Name != "OBX" {
 			continue
 		}
-		idx := segIndex(m, s)
+		idx := pos(j)
 		id := s.Field(3)
 		v := s.Value(5)
 		unit := UnitOf(s.Field(6))
 		switch {
 		case MDCPumpVMD.Matches(id):
-			pumpRows = append(pumpRows, s)
+			pumpRows = append(pumpRows, idx)
 		case MDCPatWeight.Matches(id):
 			r.WeightKg = fr.num(s, idx, 5, v)
 		case MDCPatHeight.Matches(id):
@@ -273,17 +275,17 @@ func ParseRGV(m *Message) (RGV, error) {
 	case 0:
 		fr.fail(perr("OBX", 0, 3, ErrCodeRequiredMissing, "missing pump ID row (69986^MDC_DEV_PUMP_INFUS_VMD)"))
 	case 1:
-		s := pumpRows[0]
+		s := m.Segs[pumpRows[0]-1]
 		eq := s.Field(18)
 		r.PumpID = equipID(eq)
 		if eq.Comp(1) == "" {
 			r.PumpAuthority = eq.Comp(4)
 		}
 		if r.PumpID == "" {
-			fr.fail(perr("OBX", segIndex(m, s), 18, ErrCodeRequiredMissing, "missing pump ID"))
+			fr.fail(perr("OBX", pumpRows[0], 18, ErrCodeRequiredMissing, "missing pump ID"))
 		}
 	default:
-		fr.fail(perr("OBX", segIndex(m, pumpRows[1]), 3, ErrCodeSegmentSequence, "more than one pump ID row"))
+		fr.fail(perr("OBX", pumpRows[1], 3, ErrCodeSegmentSequence, "more than one pump ID row"))
 	}
 	return r, fr.result()
 }
