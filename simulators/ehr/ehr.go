@@ -152,6 +152,9 @@ type EHR struct {
 	log *slog.Logger
 	clk clock.Clock
 	srv *hl7.Server
+	// handler answers every message of the listener (also called directly
+	// by the fuzz target).
+	handler hl7.Handler
 
 	mu        sync.Mutex
 	started   bool
@@ -217,10 +220,11 @@ func New(cfg Config) *EHR {
 	mux.Handle("ORU^R01", e.handleObservation)
 	mux.Handle("ORU^R42", e.handleEvent)
 	mux.Handle("RAS^O17", e.handleAdministration)
+	e.handler = e.countingHandler(mux.Serve)
 	e.srv = hl7.New(hl7.Config{
 		Addr:     cfg.Addr,
 		TLS:      cfg.TLS,
-		Handler:  e.countingHandler(mux.Serve),
+		Handler:  e.handler,
 		Logger:   e.log.With("component", "ehr-mllp"),
 		Clock:    e.clk,
 		App:      cfg.App,
