@@ -719,7 +719,7 @@ func (p *Pump) PowerOff(user string) {
 	p.addLog(LogEntry{Kind: LogPower, Source: "local", User: user, Action: "power_off"})
 	for _, c := range p.channels {
 		p.endTherapy(c, "power_off")
-		c.state, c.prog, c.pending = ChIdle, nil, nil
+		c.state, c.prog, c.pending, c.started = ChIdle, nil, nil, false
 	}
 	for len(p.alarms) > 0 {
 		p.endAlarm(p.alarms[0], "power off")
@@ -747,6 +747,7 @@ func (p *Pump) PowerOn(user string) {
 		}
 		p.power = powerOn
 		p.addLog(LogEntry{Kind: LogPower, Source: "pump", Action: "post_passed"})
+		p.rearmBattery()
 	}
 	if p.cfg.POSTDuration <= 0 {
 		done()
