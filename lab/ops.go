@@ -120,15 +120,15 @@ type Layer struct {
 type Truth struct {
 	PumpID, Channel                                                 string
 	Ordered, Programmed, Displayed, Delivered, Reported, Documented Layer
-	// DDR is delivered drug / ordered drug over the therapy so far (0 when
-	// nothing was ordered).
-	DDR float64
 }
 
 // Devices is the bedside.
 type Devices interface {
 	// Truth returns a channel's truth layers now.
 	Truth(ctx context.Context, pumpID, channel string) (Truth, error)
+	// DDR is the delivered-dose ratio over [from, to]: drug delivered (motor
+	// truth) over drug ordered (REFERENCE.md §3.0).
+	DDR(ctx context.Context, pumpID, channel string, from, to time.Time) (float64, error)
 	// WaitState waits until the channel is in one of states.
 	WaitState(ctx context.Context, pumpID, channel string, states ...string) error
 	// InjectFault raises a fault (occlusion_downstream, air_in_line, door_open, ...).

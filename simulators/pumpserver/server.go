@@ -64,6 +64,11 @@ type Config struct {
 	// Postures hang their order cross-check control here.
 	OrderCheck func(ctx context.Context, order hl7.RGV, meta hl7.ConnMeta) error
 
+	// OnStatus, when set, is called for every status message taken in, with
+	// the envelope time and the receive time (lab clock); the fleet benchmark
+	// measures pump-to-server latency with it. It must not block.
+	OnStatus func(pumpID string, sent, received time.Time)
+
 	// App and Facility are MSH-3/MSH-4 of the messages the server sends.
 	App, Facility string
 	Clock         clock.Clock
@@ -322,6 +327,11 @@ func (s *Server) onMessage(_ paho.Client, m paho.Message) {
 		return
 	}
 	now := s.clk.Now()
+	if s.cfg.OnStatus != nil {
+		if _, ok := body.(*pumpwire.Status); ok {
+			s.cfg.OnStatus(id, env.TS, now)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec := s.pumps[id]
@@ -545,6 +555,29 @@ func SplitPumpChannel(s string) (pump, channel string) {
 	return s, "A"
 }
 
+// pumpChannel reads the target of a PCD-03: the pump id of OBX-18 (with an
+// optional ":B" channel suffix) and, without a suffix, the channel from OBX-4
+// of the pump-id row in dotted notation (1.1.0.0 = A, 1.2.0.0 = B).
+func pumpChannel(m *hl7.Message, r hl7.RGV) (pumpID, channel string) {
+	if strings.ContainsAny(r.PumpID, ":/") {
+		return SplitPumpChannel(r.PumpID)
+	}
+	channel = "A"
+	for _, seg := range m.Segments("OBX") {
+		if !hl7.MDCPumpVMD.Matches(seg.Field(3)) {
+			continue
+		}
+		parts := strings.Split(seg.Value(4), ".")
+		if len(parts) >= 2 {
+			if n, err := strconv.Atoi(parts[1]); err == nil && n >= 1 && n <= 26 {
+				channel = string(rune('A' + n - 1))
+			}
+		}
+		break
+	}
+	return r.PumpID, channel
+}
+
 // Program sends a program command to a pump and waits for its answer.
 func (s *Server) Program(ctx context.Context, pumpID, channel string, p pumpwire.Program) (pumpwire.CommandAck, error) {
 	return s.Command(ctx, pumpID, pumpwire.Command{Op: pumpwire.OpProgram, Channel: channel, Program: &p})
@@ -619,7 +652,7 @@ func (s *Server) handleRGV(ctx context.Context, m *hl7.Message, meta hl7.ConnMet
 		s.st.ordersRej.Add(1)
 		return nil, err
 	}
-	pumpID, channel := SplitPumpChannel(r.PumpID)
+	pumpID, channel := pumpChannel(m, r)
 	s.mu.Lock()
 	_, known := s.pumps[pumpID]
 	s.mu.Unlock()

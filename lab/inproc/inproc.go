@@ -1,0 +1,292 @@
+// Package inproc is the default lab provider: the whole hospital in one
+// process, every component on its own loopback socket, with the embedded MQTT
+// broker (or mosquitto, or any external broker). Zone segmentation cannot be
+// real here; scenarios that need it are reported Not Applicable.
+//
+// Importing the package registers the provider under the name "inproc".
+package inproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pumplab/pumplab/clock"
+	"github.com/pumplab/pumplab/lab"
+	"github.com/pumplab/pumplab/lab/broker"
+	"github.com/pumplab/pumplab/simulators/druglib"
+	"github.com/pumplab/pumplab/simulators/pump"
+	"github.com/pumplab/pumplab/simulators/pumpserver"
+)
+
+func init() { lab.Register(Provider{}) }
+
+// Provider starts in-process labs.
+type Provider struct {
+	// Logger receives every component's logs; nil discards.
+	Logger *slog.Logger
+}
+
+// Name implements lab.Provider.
+func (Provider) Name() string { return "inproc" }
+
+// Start implements lab.Provider.
+func (p Provider) Start(ctx context.Context, t lab.Topology) (lab.Lab, error) {
+	return Start(ctx, t, p.Logger)
+}
+
+// Lab is a running in-process hospital. Besides lab.Lab it gives direct
+// access to its parts for tests and benchmarks of this provider.
+type Lab struct {
+	topo lab.Topology
+	clk  clock.Clock
+	log  *slog.Logger
+	rng  *rand.Rand
+	rmu  sync.Mutex
+
+	Broker     broker.Broker
+	LibServer  *druglib.Server
+	Server     *pumpserver.Server
+	PumpModels map[string]*pump.Pump
+	Agents     map[string]*pump.Agent
+	pumpIDs    []string
+
+	clinical
+	nurse *nurse
+
+	closers []func() error
+	once    sync.Once
+	err     error
+}
+
+// Start brings up a hospital for topology t.
+func Start(ctx context.Context, t lab.Topology, log *slog.Logger) (*Lab, error) {
+	t = t.WithDefaults()
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	l := &Lab{topo: t, clk: clock.NewScaled(t.Epoch, t.Speed), log: log,
+		rng:        rand.New(rand.NewPCG(uint64(t.Seed), 0x70756d706c6162)),
+		PumpModels: map[string]*pump.Pump{}, Agents: map[string]*pump.Agent{}}
+	if err := l.start(ctx); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("inproc: start lab: %w", err)
+	}
+	return l, nil
+}
+
+func (l *Lab) onClose(f func() error) { l.closers = append(l.closers, f) }
+
+func (l *Lab) start(ctx context.Context) error {
+	t := l.topo
+	// Broker.
+	switch {
+	case t.Broker == "" || t.Broker == "embedded":
+		b := &broker.Embedded{Logger: l.log.With("component", "broker")}
+		if err := b.Start(ctx); err != nil {
+			return err
+		}
+		l.Broker = b
+	case t.Broker == "mosquitto":
+		b := &broker.Mosquitto{}
+		if err := b.Start(ctx); err != nil {
+			return err
+		}
+		l.Broker = b
+	case strings.Contains(t.Broker, "://"):
+		if err := checkLabURL(t.Broker); err != nil {
+			return err
+		}
+		l.Broker = broker.External{Address: t.Broker}
+	default:
+		return fmt.Errorf("broker %q: want embedded, mosquitto or an MQTT URL", t.Broker)
+	}
+	l.onClose(l.Broker.Close)
+
+	// Drug library: the default library, drafted, approved by a second
+	// pharmacist and published.
+	store := druglib.NewStore(druglib.StoreConfig{Clock: l.clk, Logger: l.log.With("component", "druglib")})
+	if _, err := store.Release(druglib.Default(), "pharmacist.alice", "pharmacist.bob"); err != nil {
+		return fmt.Errorf("release default drug library: %w", err)
+	}
+	l.LibServer = druglib.NewServer(druglib.ServerConfig{Store: store, Logger: l.log.With("component", "druglib")})
+	if err := l.LibServer.Start(ctx); err != nil {
+		return err
+	}
+	l.onClose(l.LibServer.Close)
+	bundle, _ := store.Published()
+
+	// Clinical systems first: the pump server needs their addresses.
+	if err := l.startClinical(ctx); err != nil {
+		return err
+	}
+
+	l.Server = pumpserver.New(pumpserver.Config{BrokerURL: l.Broker.URL(), Clock: l.clk,
+		Logger: l.log, PCD01Interval: t.PCD01Interval, MLLPAddr: l.iocAddr(),
+		IOPAddr: l.emarAddr(), DOCAddr: l.ehrAddr(), AMAddr: l.amAddr()})
+	if err := l.Server.Start(ctx); err != nil {
+		return err
+	}
+	l.onClose(l.Server.Close)
+	if err := l.connectClinical(ctx); err != nil {
+		return err
+	}
+
+	// The fleet.
+	libClient := &druglib.Client{BaseURL: l.LibServer.URL()}
+	fetch := func(ctx context.Context, url, hash string) (*druglib.Library, error) {
+		b, err := libClient.Fetch(ctx, url)
+		if err != nil {
+			return nil, err
+		}
+		if hash != "" && b.Hash != hash {
+			return nil, fmt.Errorf("library at %s hashes to %s, command said %s", url, b.Hash, hash)
+		}
+		return b.Library, nil
+	}
+	for i := 1; i <= t.Pumps; i++ {
+		id := lab.PumpID(i)
+		p := pump.New(pump.Config{ID: id, Clock: l.clk, Library: bundle.Library, LibraryHash: bundle.Hash,
+			CareArea: t.CareArea, Seed: uint64(t.Seed)*1000003 + uint64(i), Logger: l.log.With("pump", id)})
+		a := pump.NewAgent(p, pump.AgentConfig{BrokerURL: l.Broker.URL(), StatusInterval: t.StatusInterval,
+			Logger: l.log.With("agent", id), LibraryFetcher: fetch})
+		l.PumpModels[id], l.Agents[id] = p, a
+		l.pumpIDs = append(l.pumpIDs, id)
+	}
+	if !t.Nurse.Disabled {
+		l.nurse = newNurse(l)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(l.pumpIDs))
+	sem := make(chan struct{}, 64)
+	for i, id := range l.pumpIDs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = l.Agents[id].Start(ctx)
+		}()
+	}
+	wg.Wait()
+	for _, id := range l.pumpIDs {
+		a := l.Agents[id]
+		l.onClose(a.Close)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := l.WaitOnline(wctx, len(l.pumpIDs)); err != nil {
+		return fmt.Errorf("fleet did not come online: %w", err)
+	}
+	return nil
+}
+
+// checkLabURL refuses brokers outside loopback: the lab only talks to itself.
+func checkLabURL(u string) error {
+	_, rest, _ := strings.Cut(u, "://")
+	host := rest
+	if i := strings.LastIndex(rest, ":"); i >= 0 {
+		host = rest[:i]
+	}
+	host = strings.Trim(host, "[]")
+	if host == "localhost" || strings.HasPrefix(host, "127.") || host == "::1" {
+		return nil
+	}
+	return fmt.Errorf("broker %s: the in-process lab only uses loopback brokers (127.0.0.0/8, ::1, localhost)", u)
+}
+
+// Provider implements lab.Lab.
+func (l *Lab) Provider() string { return "inproc" }
+
+// Clock implements lab.Lab.
+func (l *Lab) Clock() clock.Clock { return l.clk }
+
+// Topology is the topology the lab runs (with defaults filled in).
+func (l *Lab) Topology() lab.Topology { return l.topo }
+
+// Pumps implements lab.Lab.
+func (l *Lab) Pumps() []string { return append([]string(nil), l.pumpIDs...) }
+
+// Clinical implements lab.Lab.
+func (l *Lab) Clinical() lab.Clinical { return &l.clinical }
+
+// Devices implements lab.Lab.
+func (l *Lab) Devices() lab.Devices { return devices{l} }
+
+// Alarms implements lab.Lab.
+func (l *Lab) Alarms() lab.Alarms { return alarmsView{l} }
+
+// PumpServer implements lab.Lab.
+func (l *Lab) PumpServer() lab.PumpServer { return serverView{l} }
+
+// Endpoints implements lab.Lab.
+func (l *Lab) Endpoints() []lab.Endpoint {
+	eps := []lab.Endpoint{
+		{Name: "broker", Protocol: "mqtt", Address: l.Broker.URL(), Purpose: "pump <-> pump server, topics pumplab/v1/pumps/{id}/..."},
+		{Name: "pumpserver-ioc", Protocol: "mllp", Address: l.Server.MLLPAddr(), Purpose: "PCD-03 RGV^O15 in (IOC), PCD-05 ORA^R41 in"},
+		{Name: "druglib", Protocol: "http", Address: l.LibServer.URL(), Purpose: "drug-library distribution and approval API"},
+	}
+	return append(eps, l.clinicalEndpoints()...)
+}
+
+// Close implements lab.Lab: it stops the fleet first, then the servers, then
+// the broker.
+func (l *Lab) Close() error {
+	l.once.Do(func() {
+		if l.nurse != nil {
+			l.nurse.close()
+		}
+		var errs []error
+		for i := len(l.closers) - 1; i >= 0; i-- {
+			if err := l.closers[i](); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		l.err = errors.Join(errs...)
+	})
+	return l.err
+}
+
+// lognormal draws a latency with the given median, from the lab's seeded
+// source.
+func (l *Lab) lognormal(median time.Duration, sigma float64) time.Duration {
+	l.rmu.Lock()
+	z := l.rng.NormFloat64()
+	l.rmu.Unlock()
+	return time.Duration(float64(median) * math.Exp(sigma*z))
+}
+
+// WaitOnline waits until n pumps are online at the pump server.
+func (l *Lab) WaitOnline(ctx context.Context, n int) error {
+	return l.Server.Wait(ctx, func(v pumpserver.View) bool {
+		c := 0
+		for _, id := range l.pumpIDs {
+			if p, ok := v.Pump(id); ok && p.Online {
+				c++
+			}
+		}
+		return c >= n
+	})
+}
+
+type serverView struct{ l *Lab }
+
+func (s serverView) Pumps(ctx context.Context) ([]lab.PumpInfo, error) {
+	var out []lab.PumpInfo
+	for _, p := range s.l.Server.Pumps() {
+		out = append(out, lab.PumpInfo{ID: p.ID, Firmware: p.Firmware, LibraryVersion: p.LibraryVersion, Online: p.Online, LastSeen: p.LastSeen})
+	}
+	return out, nil
+}
+
+func (s serverView) WaitOnline(ctx context.Context, n int) error { return s.l.WaitOnline(ctx, n) }
