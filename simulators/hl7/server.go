@@ -64,6 +64,10 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// WriteTimeout bounds writing a reply (wall time), default 10s.
 	WriteTimeout time.Duration
+	// IdleTimeout closes a connection that sends nothing for that long (wall
+	// time); 0 keeps idle connections open (interface engines keep MLLP
+	// connections up for days).
+	IdleTimeout time.Duration
 }
 
 // Stats counts what a server saw.
@@ -272,6 +276,9 @@ func (s *Server) serveConn(c net.Conn) {
 	br := bufio.NewReader(c)
 	inGarbage := false
 	for {
+		if !s.armRead(c) {
+			return
+		}
 		frame, err := ReadFrame(br, s.cfg.MaxMessage)
 		if err != nil {
 			switch {
@@ -314,6 +321,21 @@ func (s *Server) serveConn(c net.Conn) {
 			return
 		}
 	}
+}
+
+// armRead sets the idle deadline before a read; it reports false once the
+// server is closing (under the lock, so that Close's interruption is never
+// overwritten).
+func (s *Server) armRead(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if s.cfg.IdleTimeout > 0 {
+		_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+	}
+	return true
 }
 
 func isEOF(err error) bool {

@@ -529,6 +529,23 @@ func TestServerStopsWithContext(t *testing.T) {
 	_ = s.Close()
 }
 
+func TestServerIdleTimeout(t *testing.T) {
+	s := startServer(t, Config{IdleTimeout: 50 * time.Millisecond})
+	conn, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("idle connection: %v, want EOF from the server", err)
+	}
+	// Active connections are served.
+	if a := sendAck(t, dial(t, s.Addr(), nil), ExampleADTA01); a.Code != AckAA {
+		t.Errorf("ack = %+v", a)
+	}
+}
+
 func TestClientContext(t *testing.T) {
 	release := make(chan struct{})
 	s := startServer(t, Config{Handler: func(ctx context.Context, m *Message, meta ConnMeta) (*Message, error) {
