@@ -247,7 +247,7 @@ func (e *EHR) Start(ctx context.Context) error {
 		return fmt.Errorf("ehr: start: %w", err)
 	}
 	context.AfterFunc(ctx, func() { _ = e.Close() })
-	e.log.Info("ehr listening", "mllp", e.srv.Addr(), "emar", e.cfg.EMARAddr)
+	e.log.Info("ehr listening", "mllp", e.srv.Addr())
 	return nil
 }
 
@@ -326,12 +326,23 @@ func (e *EHR) send(ctx context.Context, addr, peer string, m *hl7.Message) error
 	return nil
 }
 
+// SetEMARAddr sets the eMAR's address (for a lab that starts the eMAR after
+// the EHR). Safe for concurrent use.
+func (e *EHR) SetEMARAddr(addr string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cfg.EMARAddr = addr
+}
+
 func (e *EHR) sendEMAR(ctx context.Context, m *hl7.Message) error {
-	if e.cfg.EMARAddr == "" {
+	e.mu.Lock()
+	addr := e.cfg.EMARAddr
+	e.mu.Unlock()
+	if addr == "" {
 		e.log.Debug("ehr: no eMAR configured, not sent", "type", m.Type().String(), "id", m.ControlID())
 		return nil
 	}
-	return e.send(ctx, e.cfg.EMARAddr, "eMAR", m)
+	return e.send(ctx, addr, "eMAR", m)
 }
 
 func (p Patient) hl7(authority string) hl7.Patient {

@@ -399,7 +399,8 @@ func PumpChannel(m *hl7.Message) (pumpID, channel string) {
 // program sends r, waits for the outcome, records it and documents it.
 func (e *EMAR) program(ctx context.Context, o Order, p Patient, nurse, pumpID, channel string, r hl7.RGV, rate float64, unit string) (AdminResult, error) {
 	res := AdminResult{OrderID: o.PlacerID, Action: r.OrderControl, PumpID: pumpID, Channel: channel}
-	if e.cfg.IOCAddr == "" {
+	iocAddr, _ := e.peers()
+	if iocAddr == "" {
 		return res, fmt.Errorf("emar: %s %s: no IOC address configured", r.OrderControl, o.PlacerID)
 	}
 	id := e.nextID()
@@ -449,7 +450,7 @@ func (e *EMAR) program(ctx context.Context, o Order, p Patient, nurse, pumpID, c
 	}
 
 	sctx, cancel := context.WithTimeout(ctx, e.cfg.SendTimeout)
-	reply, err := hl7.SendOnce(sctx, e.cfg.IOCAddr, e.cfg.ClientTLS, m)
+	reply, err := hl7.SendOnce(sctx, iocAddr, e.cfg.ClientTLS, m)
 	cancel()
 	if err != nil {
 		return finish(res, fmt.Errorf("emar: %s %s: send PCD-03 %s to IOC: %w", r.OrderControl, o.PlacerID, id, err))
@@ -508,7 +509,8 @@ func (e *EMAR) program(ctx context.Context, o Order, p Patient, nurse, pumpID, c
 
 // document sends RAS^O17 for an accepted program.
 func (e *EMAR) document(ctx context.Context, o Order, p Patient, nurse string, r hl7.RGV, admin *Administration) {
-	if e.cfg.EHRAddr == "" {
+	_, ehrAddr := e.peers()
+	if ehrAddr == "" {
 		return
 	}
 	id := e.nextID()
@@ -541,7 +543,7 @@ func (e *EMAR) document(ctx context.Context, o Order, p Patient, nurse string, r
 			orc.SetField(1, hl7.F(hl7.OrderChange))
 		}
 	}
-	err := e.sendEHR(ctx, m)
+	err := e.sendEHR(ctx, ehrAddr, m)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err != nil {
@@ -553,10 +555,10 @@ func (e *EMAR) document(ctx context.Context, o Order, p Patient, nurse string, r
 	e.stats.Documented++
 }
 
-func (e *EMAR) sendEHR(ctx context.Context, m *hl7.Message) error {
+func (e *EMAR) sendEHR(ctx context.Context, addr string, m *hl7.Message) error {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.SendTimeout)
 	defer cancel()
-	reply, err := hl7.SendOnce(ctx, e.cfg.EHRAddr, e.cfg.ClientTLS, m)
+	reply, err := hl7.SendOnce(ctx, addr, e.cfg.ClientTLS, m)
 	if err != nil {
 		return fmt.Errorf("emar: send RAS^O17 %s to EHR: %w", m.ControlID(), err)
 	}

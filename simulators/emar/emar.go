@@ -152,6 +152,9 @@ type EMAR struct {
 	log *slog.Logger
 	clk clock.Clock
 	srv *hl7.Server
+	// handler answers every message of the listener (also called directly
+	// by the fuzz target).
+	handler hl7.Handler
 
 	mu       sync.Mutex
 	started  bool
@@ -213,10 +216,11 @@ func New(cfg Config) *EMAR {
 	mux.Handle("ADT", e.handleADT)
 	mux.Handle("RDE^O11", e.handleRDE)
 	mux.Handle("RRG^O16", e.handleRRG)
+	e.handler = mux.Serve
 	e.srv = hl7.New(hl7.Config{
 		Addr:     cfg.Addr,
 		TLS:      cfg.TLS,
-		Handler:  mux.Serve,
+		Handler:  e.handler,
 		Logger:   e.log.With("component", "emar-mllp"),
 		Clock:    e.clk,
 		App:      cfg.App,
@@ -239,7 +243,7 @@ func (e *EMAR) Start(ctx context.Context) error {
 		return fmt.Errorf("emar: start: %w", err)
 	}
 	context.AfterFunc(ctx, func() { _ = e.Close() })
-	e.log.Info("emar listening", "mllp", e.srv.Addr(), "ioc", e.cfg.IOCAddr, "ehr", e.cfg.EHRAddr)
+	e.log.Info("emar listening", "mllp", e.srv.Addr())
 	return nil
 }
 
@@ -254,6 +258,27 @@ func (e *EMAR) Close() error {
 		return fmt.Errorf("emar: close: %w", err)
 	}
 	return nil
+}
+
+// SetIOCAddr sets the pump server's PCD-03 address (for a lab that starts
+// the pump server after the eMAR). Safe for concurrent use.
+func (e *EMAR) SetIOCAddr(addr string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cfg.IOCAddr = addr
+}
+
+// SetEHRAddr sets the EHR's address for RAS^O17. Safe for concurrent use.
+func (e *EMAR) SetEHRAddr(addr string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cfg.EHRAddr = addr
+}
+
+func (e *EMAR) peers() (ioc, ehr string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cfg.IOCAddr, e.cfg.EHRAddr
 }
 
 // ErrClosed is returned by calls interrupted by Close.
