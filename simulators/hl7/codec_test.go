@@ -168,6 +168,34 @@ func TestGetSet(t *testing.T) {
 	}
 }
 
+// TestConcurrentReads: reading a message (encode, Get, typed views, acks)
+// from several goroutines is race-free.
+func TestConcurrentReads(t *testing.T) {
+	m, err := Parse(ExampleRGV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := string(m.Bytes())
+	done := make(chan string, 8)
+	for i := 0; i < 8; i++ {
+		go func() {
+			for j := 0; j < 50; j++ {
+				_ = m.Get("OBX-18")
+				_ = m.Get("PID-3(1)")
+				_ = m.Field("RXG-16").Rep(1)
+				_, _ = ParseRGV(m)
+				_ = BuildAck(m, AckCA, nil).Bytes()
+			}
+			done <- string(m.Bytes())
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		if got := <-done; got != want {
+			t.Fatalf("encoding changed under concurrent reads")
+		}
+	}
+}
+
 func TestEscapes(t *testing.T) {
 	dec := func(name string) *Message {
 		for _, c := range Cases {

@@ -69,7 +69,7 @@ func R(reps ...Field) Field {
 			f = append(f, nil)
 			continue
 		}
-		f = append(f, r[0])
+		f = append(f, Field{r[0]}.clone()[0])
 	}
 	return canonField(f)
 }
@@ -105,11 +105,22 @@ func (f Field) Rep(r int) Field {
 	if r < 1 || r > len(f) {
 		return nil
 	}
-	return canonField(Field{f[r-1]})
+	return canonField(Field{f[r-1]}.clone())
 }
 
 // Empty reports whether the field has no value.
-func (f Field) Empty() bool { return len(canonField(f)) == 0 }
+func (f Field) Empty() bool {
+	for _, rep := range f {
+		for _, comp := range rep {
+			for _, v := range comp {
+				if v != "" {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
 
 // atomic reports whether the field is at most one leaf.
 func (f Field) atomic() bool {
@@ -136,6 +147,8 @@ func (f Field) clone() Field {
 }
 
 // canonField drops trailing empty subcomponents, components and repetitions.
+// It rewrites f in place: call it only on data being written, never on a
+// read path (messages may be read concurrently).
 func canonField(f Field) Field {
 	for i, rep := range f {
 		for j, comp := range rep {
@@ -180,6 +193,9 @@ type Segment struct {
 
 // NewSegment returns a segment with the given fields (fields[0] is field 1).
 func NewSegment(name string, fields ...Field) *Segment {
+	for i := range fields {
+		fields[i] = canonField(fields[i])
+	}
 	s := &Segment{Name: name, Fields: fields}
 	s.trim()
 	return s
@@ -213,7 +229,7 @@ func (s *Segment) SetField(n int, f Field) {
 
 func (s *Segment) trim() {
 	n := len(s.Fields)
-	for n > 0 && len(canonField(s.Fields[n-1])) == 0 {
+	for n > 0 && s.Fields[n-1].Empty() {
 		n--
 	}
 	if n == 0 {
@@ -588,7 +604,7 @@ func (m *Message) Bytes() []byte {
 			start = 2
 		}
 		n := len(s.Fields)
-		for n > start && len(canonField(s.Fields[n-1])) == 0 {
+		for n > start && s.Fields[n-1].Empty() {
 			n--
 		}
 		for j := start; j < n; j++ {
