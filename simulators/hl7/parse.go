@@ -388,7 +388,7 @@ func clip(s string) string {
 // result gives s back.
 func (d Delimiters) escape(s string) string {
 	if strings.IndexFunc(s, func(r rune) bool {
-		return r < 0x20 || r == 0x7f || r < 0x80 && d.special(byte(r))
+		return r < 0x20 && r != '\t' || r == 0x7f || r < 0x80 && d.special(byte(r))
 	}) < 0 {
 		return s
 	}
@@ -425,7 +425,7 @@ func (d Delimiters) escape(s string) string {
 			b.WriteByte(d.Escape)
 			b.WriteByte('P')
 			b.WriteByte(d.Escape)
-		case c < 0x20 || c == 0x7f:
+		case c < 0x20 && c != '\t' || c == 0x7f:
 			// Control characters (CR, LF...) cannot appear in ER7: write
 			// them as hex data, which decodes verbatim as \Xhh\.
 			const hex = "0123456789ABCDEF"
