@@ -34,6 +34,9 @@ const (
 	DefaultHTTPTimeout   = 5 * time.Second
 	DefaultApp           = "ALERTMGR_SIM^1122334455667788^EUI-64"
 	DefaultFacility      = "HOSP_AM"
+	// MaxLevels bounds the escalation chain: levels from MaxLevels on are
+	// the end of the chain whatever Route answers.
+	MaxLevels = 16
 )
 
 // DefaultReportStatuses are the PCD-05 statuses sent to the reporter when
@@ -72,9 +75,9 @@ type Config struct {
 
 	// Route returns the communicator ids to dispatch an alert to at an
 	// escalation level (0 = primary nurse(s), 1 = charge nurse, ...); an
-	// empty answer for a level above 0 is the end of the chain. It is
-	// called with the manager's lock held and must not call the Manager.
-	// Nil means Levels.
+	// empty answer for a level above 0 is the end of the chain, and so is
+	// level MaxLevels. It is called with the manager's lock held and must
+	// not call the Manager. Nil means Levels.
 	Route func(a Alert, level int) []string
 	// Levels is the simple routing chain used when Route is nil: Levels[i]
 	// lists the communicator ids of level i. Nil means every registered
@@ -435,6 +438,9 @@ func (m *Manager) Levels() [][]string {
 }
 
 func (m *Manager) recipientsLocked(a Alert, level int) []string {
+	if level >= MaxLevels {
+		return nil
+	}
 	if m.cfg.Route != nil {
 		return m.cfg.Route(a, level)
 	}

@@ -484,6 +484,23 @@ func TestDefaultRoutingAndRoute(t *testing.T) {
 	}
 }
 
+// A Route that ignores the level (and names nobody real) must not escalate
+// without end.
+func TestRouteChainIsBounded(t *testing.T) {
+	l := newLab(t, Config{RepeatMax: 1, Route: func(Alert, int) []string { return []string{"GHOST"} }})
+	l.start(t, "ALR-21")
+	rec := mustAlert(t, l.m, "ALR-21")
+	if rec.Level != MaxLevels-1 || rec.Status != RecordUndeliverable || len(rec.Dispatches) != MaxLevels {
+		t.Fatalf("after start: %s, %d dispatches", describe(rec), len(rec.Dispatches))
+	}
+	l.clk.Advance(DefaultEscalateAfter) // one repeat at the last level
+	l.clk.Advance(DefaultEscalateAfter) // exhausted
+	rec = mustAlert(t, l.m, "ALR-21")
+	if len(rec.Dispatches) != MaxLevels+1 || l.clk.Pending() != 0 {
+		t.Errorf("after repeats: %s, %d dispatches, %d timers", describe(rec), len(rec.Dispatches), l.clk.Pending())
+	}
+}
+
 func TestResponseToken(t *testing.T) {
 	l := newLab(t, Config{ResponseKey: []byte("lab-secret")}, "PHONE-1")
 	l.start(t, "ALR-14")
