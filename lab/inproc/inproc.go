@@ -86,6 +86,10 @@ func (l *Lab) onClose(f func() error) { l.closers = append(l.closers, f) }
 
 func (l *Lab) start(ctx context.Context) error {
 	t := l.topo
+	// Components may tie their lifetime to the context they start with; the
+	// lab lives until Close, not until the caller's start deadline.
+	wait := ctx
+	ctx = context.WithoutCancel(ctx)
 	// Broker.
 	switch {
 	case t.Broker == "" || t.Broker == "embedded":
@@ -183,7 +187,7 @@ func (l *Lab) start(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	wctx, cancel := context.WithTimeout(wait, 60*time.Second)
 	defer cancel()
 	if err := l.WaitOnline(wctx, len(l.pumpIDs)); err != nil {
 		return fmt.Errorf("fleet did not come online: %w", err)

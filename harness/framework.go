@@ -1,0 +1,138 @@
+// Package harness is the Ginkgo-facing framework of the scenario suite: one
+// Framework per Describe acquires a lab from the chosen provider, registers
+// its teardown at once and dumps evidence when a spec fails.
+//
+// Entry points (cmd/pumplab, suite test files) choose the provider with Use;
+// scenarios only call New and the Framework's methods.
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/onsi/ginkgo/v2"
+
+	"github.com/pumplab/pumplab/lab"
+)
+
+// Timeouts are every wait of the suite in one place (wall time).
+type Timeouts struct {
+	// LabStart bounds bringing a hospital up.
+	LabStart time.Duration
+	// Workflow bounds one clinical workflow step (an order, a scan, a
+	// documentation round trip).
+	Workflow time.Duration
+	// Therapy bounds waiting for a pump to reach a therapy state (e.g. VTBI
+	// complete) at the lab's clock speed.
+	Therapy time.Duration
+}
+
+// DefaultTimeouts are used unless an entry point changes them.
+var DefaultTimeouts = Timeouts{LabStart: 90 * time.Second, Workflow: 30 * time.Second, Therapy: 2 * time.Minute}
+
+var (
+	cfgMu    sync.Mutex
+	provider = "inproc"
+	topology lab.Topology
+)
+
+// Use chooses the provider and the topology every Framework acquires. Only
+// entry points call it.
+func Use(providerName string, t lab.Topology) {
+	cfgMu.Lock()
+	defer cfgMu.Unlock()
+	provider, topology = providerName, t
+}
+
+// Current returns the provider name and topology in use.
+func Current() (string, lab.Topology) {
+	cfgMu.Lock()
+	defer cfgMu.Unlock()
+	return provider, topology
+}
+
+// Framework is the one object a scenario's Describe works with.
+type Framework struct {
+	// Name is the scenario's base name, e.g. "ctl-01-closed-loop-piv".
+	Name string
+	// Lab is the running lab of the current spec.
+	Lab lab.Lab
+	// Timeouts for this scenario.
+	Timeouts Timeouts
+	// Topology overrides the suite's topology fields that are set (non-zero).
+	Topology lab.Topology
+}
+
+// New returns a framework and registers, in the enclosing Describe, a
+// BeforeEach that starts a lab and defers its teardown, and a failure hook
+// that dumps evidence.
+func New(name string) *Framework {
+	f := &Framework{Name: name, Timeouts: DefaultTimeouts}
+	ginkgo.BeforeEach(func(ctx ginkgo.SpecContext) {
+		name, t := Current()
+		t = merge(t, f.Topology)
+		p, err := lab.Lookup(name)
+		if err != nil {
+			ginkgo.Fail(err.Error())
+		}
+		sctx, cancel := context.WithTimeout(ctx, f.Timeouts.LabStart)
+		defer cancel()
+		l, err := p.Start(sctx, t)
+		if err != nil {
+			ginkgo.Fail(fmt.Sprintf("start %s lab for %s: %v", name, f.Name, err))
+		}
+		f.Lab = l
+		ginkgo.DeferCleanup(func() error { return l.Close() })
+		ginkgo.DeferCleanup(func() {
+			if ginkgo.CurrentSpecReport().Failed() {
+				f.dumpEvidence()
+			}
+		})
+	})
+	return f
+}
+
+// merge overlays the set fields of o on t.
+func merge(t, o lab.Topology) lab.Topology {
+	if o.Pumps > 0 {
+		t.Pumps = o.Pumps
+	}
+	if o.Speed > 0 {
+		t.Speed = o.Speed
+	}
+	if o.Seed != 0 {
+		t.Seed = o.Seed
+	}
+	if o.Broker != "" {
+		t.Broker = o.Broker
+	}
+	return t
+}
+
+// Context returns a context bounded by d and by the spec.
+func (f *Framework) Context(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, d)
+}
+
+// dumpEvidence writes what the lab knows to the Ginkgo writer: pump
+// registry, alarm records. It runs before the lab is closed.
+func (f *Framework) dumpEvidence() {
+	if f.Lab == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	w := ginkgo.GinkgoWriter
+	fmt.Fprintf(w, "\n=== evidence for %s (lab %s, lab time %s)\n", f.Name, f.Lab.Provider(), f.Lab.Clock().Now().Format(time.RFC3339))
+	if ps, err := f.Lab.PumpServer().Pumps(ctx); err == nil {
+		b, _ := json.Marshal(ps)
+		fmt.Fprintf(w, "pumps: %s\n", b)
+	}
+	if as, err := f.Lab.Alarms().Records(ctx); err == nil {
+		b, _ := json.Marshal(as)
+		fmt.Fprintf(w, "alarms: %s\n", b)
+	}
+}
