@@ -194,7 +194,10 @@ type Segment struct {
 // NewSegment returns a segment with the given fields (fields[0] is field 1).
 func NewSegment(name string, fields ...Field) *Segment {
 	for i := range fields {
-		fields[i] = canonField(fields[i])
+		// Canonicalise a copy: callers pass shared values (package-level
+		// codes such as UnknownDrug) that other goroutines encode at the
+		// same time.
+		fields[i] = canonField(fields[i].clone())
 	}
 	s := &Segment{Name: name, Fields: fields}
 	s.trim()
