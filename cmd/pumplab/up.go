@@ -22,10 +22,10 @@ func topologyFlags(fs interface {
 	Int64Var(*int64, string, int64, string)
 	Float64Var(*float64, string, float64, string)
 	StringVar(*string, string, string, string)
-}, t *lab.Topology) {
+}, t *lab.Topology, speed float64) {
 	fs.IntVar(&t.Pumps, "pumps", 20, "pumps in the fleet")
 	fs.Int64Var(&t.Seed, "seed", 1, "master seed of every random choice")
-	fs.Float64Var(&t.Speed, "speed", 60, "lab seconds per wall second")
+	fs.Float64Var(&t.Speed, "speed", speed, "lab seconds per wall second")
 	fs.StringVar(&t.Broker, "broker", "", "MQTT broker: empty (embedded), mosquitto, or a loopback URL tcp://127.0.0.1:PORT")
 	fs.StringVar(&t.CareArea, "care-area", "Adult ICU", "drug-library care area of the fleet")
 }
@@ -33,7 +33,7 @@ func topologyFlags(fs interface {
 func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("up", stderr)
 	var t lab.Topology
-	topologyFlags(fs, &t)
+	topologyFlags(fs, &t, 60)
 	provider := fs.String("lab", "inproc", "lab provider")
 	verbose := fs.Bool("v", false, "log every component to stderr")
 	if err := parse(fs, args); err != nil {

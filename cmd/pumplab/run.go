@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
+	"github.com/onsi/gomega"
+
+	"github.com/pumplab/pumplab/harness"
+	"github.com/pumplab/pumplab/lab"
+	_ "github.com/pumplab/pumplab/scenarios" // the suite the binary carries
+)
+
+func init() {
+	register("run", "run the scenario suite on a lab and write the reports", cmdRun)
+}
+
+// failT is the GinkgoTestingT of a suite run from the binary.
+type failT struct{ failed bool }
+
+func (t *failT) Fail() { t.failed = true }
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	var t lab.Topology
+	topologyFlags(fs, &t, 300)
+	out := fs.String("out", "out", "directory for the run's reports (a subdirectory per run)")
+	labName := fs.String("lab", "inproc", "lab provider")
+	filter := fs.String("label-filter", "", "Ginkgo label filter, e.g. 'control && !CTL-04'")
+	verbose := fs.Bool("v", false, "verbose spec output")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if _, err := lab.Lookup(*labName); err != nil {
+		return fmt.Errorf("--lab: %w", err)
+	}
+	runID := fmt.Sprintf("%s-s%d", time.Now().UTC().Format("20060102T150405Z"), t.Seed)
+	dir := filepath.Join(*out, runID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	harness.Use(*labName, t)
+
+	suite, reporter := ginkgo.GinkgoConfiguration()
+	suite.RandomSeed = t.Seed
+	suite.LabelFilter = *filter
+	suite.Timeout = 80 * time.Minute
+	reporter.NoColor = !isTerminal(stdout)
+	reporter.JUnitReport = filepath.Join(dir, "junit.xml")
+	reporter.JSONReport = filepath.Join(dir, "ginkgo-report.json")
+	reporter.Verbose = *verbose
+	reporter.Succinct = !*verbose
+
+	var report types.Report
+	ginkgo.ReportAfterSuite("pumplab summary", func(r ginkgo.Report) { report = r })
+	gomega.RegisterFailHandler(ginkgo.Fail)
+	ft := &failT{}
+	fmt.Fprintf(stdout, "pumplab run %s: lab %s, %d pumps, seed %d, clock x%g -> %s\n", runID, *labName, t.Pumps, t.Seed, t.Speed, dir)
+	ginkgo.RunSpecs(ft, "pumplab scenarios", suite, reporter)
+
+	summary := summarize(runID, *labName, t, report)
+	if err := os.WriteFile(filepath.Join(dir, "summary.md"), []byte(summary), 0o644); err != nil {
+		return err
+	}
+	printTable(stdout, report)
+	fmt.Fprintf(stdout, "\nreports: %s\n", dir)
+	if ft.failed || !report.SuiteSucceeded {
+		return fmt.Errorf("suite failed (see %s)", filepath.Join(dir, "summary.md"))
+	}
+	return nil
+}
+
+func scenarioID(s types.SpecReport) string {
+	for _, l := range s.Labels() {
+		if strings.HasPrefix(l, "ATK-") || strings.HasPrefix(l, "CTL-") {
+			return l
+		}
+	}
+	return "-"
+}
+
+func printTable(w io.Writer, r types.Report) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nSCENARIO\tSTATE\tDURATION\tSPEC")
+	for _, s := range r.SpecReports {
+		if s.LeafNodeType != types.NodeTypeIt {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", scenarioID(s), s.State, s.RunTime.Round(time.Millisecond), s.FullText())
+	}
+	tw.Flush()
+}
+
+func summarize(runID, labName string, t lab.Topology, r types.Report) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# pumplab run %s\n\nLab `%s`, %d pumps, seed %d, clock x%g. Not for clinical use.\n\n", runID, labName, t.Pumps, t.Seed, t.Speed)
+	fmt.Fprintf(&b, "| Scenario | State | Duration | Spec |\n|---|---|---|---|\n")
+	for _, s := range r.SpecReports {
+		if s.LeafNodeType != types.NodeTypeIt {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", scenarioID(s), s.State, s.RunTime.Round(time.Millisecond), s.FullText())
+		for _, e := range s.ReportEntries {
+			fmt.Fprintf(&b, "|  | | | %s: %s |\n", e.Name, e.StringRepresentation())
+		}
+		if s.Failed() {
+			fmt.Fprintf(&b, "|  | | | failure: %s |\n", strings.ReplaceAll(s.Failure.Message, "\n", " "))
+		}
+	}
+	return b.String()
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
