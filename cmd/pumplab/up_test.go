@@ -75,7 +75,7 @@ func TestUpServesExternalClients(t *testing.T) {
 	// The pump reports the program on its events topic: 0.05 mcg/kg/min x 70 kg
 	// at 16 mcg/mL is 13.125 mL/h.
 	programmed := make(chan string, 1)
-	c.Subscribe("pumplab/v1/pumps/PUMP-0003/events", 1, func(_ paho.Client, m paho.Message) {
+	tok := c.Subscribe("pumplab/v1/pumps/PUMP-0003/events", 1, func(_ paho.Client, m paho.Message) {
 		if strings.Contains(string(m.Payload()), `"program_accepted"`) {
 			select {
 			case programmed <- string(m.Payload()):
@@ -83,6 +83,9 @@ func TestUpServesExternalClients(t *testing.T) {
 			}
 		}
 	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe events: %v", tok.Error())
+	}
 	// A plain socket sends RGV^O15 in MLLP framing and reads ACK^O15.
 	conn, err := net.DialTimeout("tcp", endpoints["pumpserver-ioc"], 5*time.Second)
 	if err != nil {
