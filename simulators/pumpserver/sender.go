@@ -30,6 +30,7 @@ type sender struct {
 	retries  atomic.Int64
 	rejected atomic.Int64 // peer answered AE/AR/CE/CR
 	overflow atomic.Int64
+	inflight atomic.Int64 // 1 while a message taken from q is not yet acknowledged
 
 	onAck func(m, ack *hl7.Message)
 }
@@ -72,6 +73,7 @@ func (s *sender) run() {
 		var m *hl7.Message
 		select {
 		case m = <-s.q:
+			s.inflight.Store(1)
 		case <-s.done:
 			return
 		}
@@ -108,6 +110,7 @@ func (s *sender) run() {
 			}
 			backoff = 50 * time.Millisecond
 			s.sent.Add(1)
+			s.inflight.Store(0)
 			if code := ack.Get("MSA-1"); code != "AA" && code != "CA" {
 				s.rejected.Add(1)
 				s.log.Warn("peer refused message", "dest", s.name, "type", m.Type().String(), "ack", code, "err", ack.Get("ERR-8"))
@@ -129,8 +132,9 @@ func (s *sender) wait(d time.Duration) bool {
 	}
 }
 
-// pending is the number of queued messages.
-func (s *sender) pending() int { return len(s.q) }
+// pending is the number of messages not yet acknowledged by the peer: the
+// queue and the one being sent or retried.
+func (s *sender) pending() int { return len(s.q) + int(s.inflight.Load()) }
 
 func (s *sender) close() {
 	s.once.Do(func() { close(s.done) })

@@ -117,9 +117,20 @@ type channelOrder struct {
 }
 
 type pumpRec struct {
-	info   PumpInfo
-	orders map[string]*channelOrder // by channel
+	info     PumpInfo
+	statusTS time.Time                // envelope time of the last status (PCD-01 OBR-7)
+	orders   map[string]*channelOrder // by channel
 }
+
+// waiter is a Command waiting for the ack of one pump.
+type waiter struct {
+	pump string
+	ch   chan pumpwire.CommandAck
+}
+
+// seenLimit bounds the duplicate filter: the envelope ids of the last
+// seenLimit events and alarms are remembered.
+const seenLimit = 100000
 
 // Server is a running pump server.
 type Server struct {
@@ -136,11 +147,13 @@ type Server struct {
 
 	mu       sync.Mutex
 	pumps    map[string]*pumpRec
-	seen     map[string]struct{} // envelope ids of events/alarms taken in
+	seen     map[string]struct{} // pump id + envelope id of events/alarms taken in
+	seenRing []string            // the same keys, oldest first overwritten
+	seenNext int
 	received []Received
-	waiters  map[string]chan pumpwire.CommandAck // by cmd id
-	alertSt  map[string][]hl7.AlertStatus        // PCD-05 by alarm id
-	notify   chan struct{}                       // closed and replaced on every change
+	waiters  map[string]waiter            // by cmd id
+	alertSt  map[string][]hl7.AlertStatus // PCD-05 by alarm id
+	notify   chan struct{}                // closed and replaced on every change
 
 	seq, cmdSeq, msgSeq atomic.Uint64
 	st                  struct {
@@ -149,6 +162,7 @@ type Server struct {
 		pcd01, pcd10, pcd04, pcd05                            atomic.Int64
 	}
 	wg     sync.WaitGroup
+	runCtx context.Context // cancelled by Close: bounds programs in flight
 	cancel context.CancelFunc
 }
 
@@ -177,8 +191,8 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Server{cfg: cfg, clk: clk, log: log.With("component", "pumpserver"),
-		pumps: map[string]*pumpRec{}, seen: map[string]struct{}{}, waiters: map[string]chan pumpwire.CommandAck{},
+	return &Server{cfg: cfg, clk: clk, log: log.With("component", "pumpserver"), runCtx: context.Background(),
+		pumps: map[string]*pumpRec{}, seen: map[string]struct{}{}, waiters: map[string]waiter{},
 		alertSt: map[string][]hl7.AlertStatus{}, notify: make(chan struct{})}
 }
 
@@ -189,7 +203,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return errors.New("pumpserver: start: no broker URL")
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	s.runCtx, s.cancel = rctx, cancel
 	for _, d := range []struct {
 		p    **sender
 		name string
@@ -214,16 +228,31 @@ func (s *Server) Start(ctx context.Context) error {
 	for _, k := range []pumpwire.Kind{pumpwire.KindStatus, pumpwire.KindEvent, pumpwire.KindAlarm, pumpwire.KindAck, pumpwire.KindOnline} {
 		subs[pumpwire.Filter(k)] = 1
 	}
+	// paho runs the connect handler (and so the subscription) in its own
+	// goroutine after the connect token completes: Start waits for the first
+	// subscription too, so that nothing a pump publishes after Start returned
+	// is missed.
+	firstSub := make(chan error, 1)
+	var subOnce sync.Once
 	opts := paho.NewClientOptions().AddBroker(s.cfg.BrokerURL).SetClientID(s.cfg.Name).
 		SetUsername(s.cfg.Username).SetPassword(s.cfg.Password).SetTLSConfig(s.cfg.TLS).
 		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(200 * time.Millisecond).SetMaxReconnectInterval(2 * time.Second).
 		SetKeepAlive(10 * time.Second).SetOrderMatters(true).
 		SetOnConnectHandler(func(c paho.Client) {
-			if tok := c.SubscribeMultiple(subs, s.onMessage); tok.WaitTimeout(10*time.Second) && tok.Error() != nil {
-				s.log.Error("subscribe failed", "err", tok.Error())
+			err := subscribe(c, subs, s.onMessage)
+			if err != nil {
+				s.log.Error("subscribe failed", "err", err)
+			} else {
+				// Only once subscribed: pumps awaiting the server flush
+				// their buffers when they read this.
+				s.publishPresence(c, true)
 			}
+			subOnce.Do(func() { firstSub <- err })
 		})
+	if will, err := s.presence(false); err == nil {
+		opts.SetBinaryWill(pumpwire.ServerOnlineTopic, will, 1, true)
+	}
 	s.mqtt = paho.NewClient(opts)
 	tok := s.mqtt.Connect()
 	select {
@@ -235,6 +264,16 @@ func (s *Server) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		s.Close()
 		return fmt.Errorf("pumpserver: connect %s: %w", s.cfg.BrokerURL, ctx.Err())
+	}
+	select {
+	case err := <-firstSub:
+		if err != nil {
+			s.Close()
+			return fmt.Errorf("pumpserver: subscribe at %s: %w", s.cfg.BrokerURL, err)
+		}
+	case <-ctx.Done():
+		s.Close()
+		return fmt.Errorf("pumpserver: subscribe at %s: %w", s.cfg.BrokerURL, ctx.Err())
 	}
 	s.ticker = s.clk.NewTicker(s.cfg.PCD01Interval)
 	s.wg.Add(1)
@@ -252,6 +291,48 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
+// subscribe subscribes to the pump topics and waits for the broker's answer;
+// a filter the broker refused (SUBACK 0x80) is an error.
+func subscribe(c paho.Client, subs map[string]byte, h paho.MessageHandler) error {
+	tok := c.SubscribeMultiple(subs, h)
+	if !tok.WaitTimeout(10 * time.Second) {
+		return errors.New("no SUBACK within 10s")
+	}
+	if err := tok.Error(); err != nil {
+		return err
+	}
+	if st, ok := tok.(*paho.SubscribeToken); ok {
+		var refused []string
+		for f, code := range st.Result() {
+			if code >= 0x80 {
+				refused = append(refused, f)
+			}
+		}
+		if len(refused) > 0 {
+			sort.Strings(refused)
+			return fmt.Errorf("broker refused %s", strings.Join(refused, ", "))
+		}
+	}
+	return nil
+}
+
+// presence encodes the server's retained presence message.
+func (s *Server) presence(online bool) ([]byte, error) {
+	seq := s.seq.Add(1)
+	return pumpwire.Encode(fmt.Sprintf("%s-m%d", s.cfg.Name, seq), s.cfg.Name, s.clk.Now(), seq, pumpwire.Online{Online: online})
+}
+
+// publishPresence publishes (retained) whether the server is online.
+func (s *Server) publishPresence(c paho.Client, online bool) {
+	b, err := s.presence(online)
+	if err != nil {
+		return
+	}
+	if tok := c.Publish(pumpwire.ServerOnlineTopic, 1, true, b); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		s.log.Warn("presence not published", "online", online, "err", tok.Error())
+	}
+}
+
 // MLLPAddr is the address of the IOC listener.
 func (s *Server) MLLPAddr() string { return s.mllp.Addr() }
 
@@ -265,6 +346,9 @@ func (s *Server) Close() error {
 		s.ticker.Stop()
 	}
 	if s.mqtt != nil {
+		if s.mqtt.IsConnectionOpen() {
+			s.publishPresence(s.mqtt, false)
+		}
 		s.mqtt.Disconnect(250)
 	}
 	var err error
@@ -319,11 +403,16 @@ func (v View) Pump(id string) (PumpInfo, bool) {
 // Received returns what the server took in so far (not a copy: read only).
 func (v View) Received() []Received { return v.s.received }
 
-func (s *Server) onMessage(_ paho.Client, m paho.Message) {
-	id, env, body, err := pumpwire.Decode(m.Topic(), m.Payload())
+func (s *Server) onMessage(_ paho.Client, m paho.Message) { s.handleMessage(m.Topic(), m.Payload()) }
+
+// handleMessage takes in one message published on a pump topic: anything
+// that does not decode is counted as malformed and dropped; events and alarms
+// are deduplicated and forwarded; acks complete the waiting command.
+func (s *Server) handleMessage(topic string, payload []byte) {
+	id, env, body, err := pumpwire.Decode(topic, payload)
 	if err != nil {
 		s.st.malformed.Add(1)
-		s.log.Warn("refused pump message", "topic", m.Topic(), "err", err)
+		s.log.Warn("refused pump message", "topic", topic, "err", err)
 		return
 	}
 	now := s.clk.Now()
@@ -344,6 +433,7 @@ func (s *Server) onMessage(_ paho.Client, m paho.Message) {
 	case *pumpwire.Status:
 		s.st.statusIn.Add(1)
 		rec.info.Status = *b
+		rec.statusTS = env.TS
 		rec.info.Online = true
 		rec.info.Firmware = b.Firmware
 		rec.info.LibraryVersion = b.LibraryVersion
@@ -358,23 +448,31 @@ func (s *Server) onMessage(_ paho.Client, m paho.Message) {
 		}
 	case *pumpwire.CommandAck:
 		s.st.acksIn.Add(1)
-		if w, ok := s.waiters[b.CmdID]; ok {
+		// Only the commanded pump can answer a command: an ack naming the
+		// cmd_id of a command sent to another pump is ignored.
+		if w, ok := s.waiters[b.CmdID]; ok && w.pump == id {
 			delete(s.waiters, b.CmdID)
-			w <- *b
+			w.ch <- *b
+		} else if ok {
+			s.log.Warn("ack from a pump that was not commanded", "cmd_id", b.CmdID, "from", id, "commanded", w.pump)
 		}
 	case *pumpwire.Event:
-		if s.dup(env.ID) {
+		if s.dup(id, env.ID) {
 			return
 		}
 		s.st.eventsIn.Add(1)
 		s.received = append(s.received, Received{PumpID: id, Kind: pumpwire.KindEvent, MsgID: env.ID, TS: env.TS, ReceivedAt: now, Event: b})
-		if b.Type == pumpwire.EvLibraryActivated && b.Params["version"] != "" {
+		switch {
+		case b.Type == pumpwire.EvLibraryActivated && b.Params["version"] != "":
 			rec.info.LibraryVersion = b.Params["version"]
 			rec.info.PendingLibrary = ""
+		case b.Type == pumpwire.EvPatientChange && b.Params["patient_id"] != "":
+			// Alarms and reports name the new patient before the next status.
+			rec.info.Status.PatientID = b.Params["patient_id"]
 		}
 		s.forwardEvent(rec, env, b)
 	case *pumpwire.Alarm:
-		if s.dup(env.ID) {
+		if s.dup(id, env.ID) {
 			return
 		}
 		s.st.alarmsIn.Add(1)
@@ -384,13 +482,25 @@ func (s *Server) onMessage(_ paho.Client, m paho.Message) {
 	s.changed()
 }
 
-// dup reports whether an event or alarm envelope id was already taken in.
-func (s *Server) dup(msgID string) bool {
-	if _, ok := s.seen[msgID]; ok {
+// dup reports whether an event or alarm envelope id was already taken in
+// from this pump. Envelope ids are unique per sender only, so the key is the
+// pump id and the id: a pump cannot suppress another pump's messages by
+// reusing its ids. The last seenLimit keys are remembered. Called with s.mu
+// held.
+func (s *Server) dup(pumpID, msgID string) bool {
+	key := pumpID + "\x00" + msgID
+	if _, ok := s.seen[key]; ok {
 		s.st.dups.Add(1)
 		return true
 	}
-	s.seen[msgID] = struct{}{}
+	if len(s.seenRing) < seenLimit {
+		s.seenRing = append(s.seenRing, key)
+	} else {
+		delete(s.seen, s.seenRing[s.seenNext])
+		s.seenRing[s.seenNext] = key
+		s.seenNext = (s.seenNext + 1) % seenLimit
+	}
+	s.seen[key] = struct{}{}
 	return false
 }
 
@@ -483,6 +593,16 @@ func alarmEvent(a *pumpwire.Alarm) hl7.Code {
 	return hl7.MDCEvtAlarm
 }
 
+// alertPrefix is the OBX-4 prefix of the PCD-04 rows of an alarm on channel
+// ch: the channel is the VMD index, as in PCD-03 (A = 1.1.1.0, B = 1.2.1.0);
+// pump-wide alarms use the default 1.1.1.0.
+func alertPrefix(ch string) string {
+	if len(ch) == 1 && ch[0] > 'A' && ch[0] <= 'Z' {
+		return "1." + strconv.Itoa(int(ch[0]-'A')+1) + ".1.0"
+	}
+	return hl7.DefaultAlertPrefix
+}
+
 // forwardAlarm sends a PCD-04. Called with s.mu held.
 func (s *Server) forwardAlarm(rec *pumpRec, env pumpwire.Envelope, a *pumpwire.Alarm) {
 	if s.am == nil {
@@ -499,7 +619,7 @@ func (s *Server) forwardAlarm(rec *pumpRec, env pumpwire.Envelope, a *pumpwire.A
 	}
 	al := hl7.Alert{Header: s.header("AR", "am"), Patient: pat, AlertID: a.AlarmID, AlertApp: "PUMPSRV_SIM",
 		OnsetTime: env.TS, PumpID: rec.info.ID, Event: alarmEvent(a), EventText: text, Phase: a.Phase, State: state,
-		Inactivation: "enabled", Priority: a.Priority, Type: a.Type}
+		Inactivation: "enabled", Priority: a.Priority, Type: a.Type, Prefix: alertPrefix(a.Channel)}
 	if err := s.am.enqueue(hl7.BuildAlert(al)); err == nil {
 		s.st.pcd04.Add(1)
 	}
@@ -526,7 +646,7 @@ func (s *Server) sendPCD01() {
 			pat, o := s.patientOf(rec, ch.Channel)
 			ps := hl7.PumpStatus{Header: s.header("DEC", "doc"), Patient: pat, OrderID: ch.OrderID, OrderApp: "BCMA_SIM",
 				FillerID: fmt.Sprintf("%s-%s-%d", id, ch.Channel, s.msgSeq.Load()), FillerApp: "PUMPSRV_SIM",
-				ObsTime: rec.info.LastSeen, PumpID: id, LibraryVersion: rec.info.LibraryVersion,
+				ObsTime: rec.statusTS, PumpID: id, LibraryVersion: rec.info.LibraryVersion,
 				CareArea: rec.info.Status.CareArea, RateMLH: ch.RateMLH, DeliveredML: ch.VolumeInfused,
 				Status: "pump-status-" + ch.State, DoseRate: ch.DoseRate, DoseRateUnit: ch.DoseUnit, DrugLabel: ch.DrugName}
 			if ch.VTBI > 0 {
@@ -559,8 +679,22 @@ func SplitPumpChannel(s string) (pump, channel string) {
 // optional ":B" channel suffix) and, without a suffix, the channel from OBX-4
 // of the pump-id row in dotted notation (1.1.0.0 = A, 1.2.0.0 = B).
 func pumpChannel(m *hl7.Message, r hl7.RGV) (pumpID, channel string) {
+	pumpID, channel, _ = pumpTarget(m, r)
+	return pumpID, channel
+}
+
+// pumpTarget is pumpChannel that also returns the 1-based position of the
+// pump-ID OBX in the message (0 when not found), for ERR-2.
+func pumpTarget(m *hl7.Message, r hl7.RGV) (pumpID, channel string, seq int) {
+	for i, seg := range m.Segs {
+		if seg.Name == "OBX" && hl7.MDCPumpVMD.Matches(seg.Field(3)) {
+			seq = i + 1
+			break
+		}
+	}
 	if strings.ContainsAny(r.PumpID, ":/") {
-		return SplitPumpChannel(r.PumpID)
+		pumpID, channel = SplitPumpChannel(r.PumpID)
+		return pumpID, channel, seq
 	}
 	channel = "A"
 	for _, seg := range m.Segments("OBX") {
@@ -575,7 +709,7 @@ func pumpChannel(m *hl7.Message, r hl7.RGV) (pumpID, channel string) {
 		}
 		break
 	}
-	return r.PumpID, channel
+	return r.PumpID, channel, seq
 }
 
 // Program sends a program command to a pump and waits for its answer.
@@ -593,7 +727,7 @@ func (s *Server) Command(ctx context.Context, pumpID string, cmd pumpwire.Comman
 	}
 	ch := make(chan pumpwire.CommandAck, 1)
 	s.mu.Lock()
-	s.waiters[cmd.CmdID] = ch
+	s.waiters[cmd.CmdID] = waiter{pump: pumpID, ch: ch}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -652,13 +786,13 @@ func (s *Server) handleRGV(ctx context.Context, m *hl7.Message, meta hl7.ConnMet
 		s.st.ordersRej.Add(1)
 		return nil, err
 	}
-	pumpID, channel := pumpChannel(m, r)
+	pumpID, channel, obxSeq := pumpTarget(m, r)
 	s.mu.Lock()
 	_, known := s.pumps[pumpID]
 	s.mu.Unlock()
 	if !known {
 		s.st.ordersRej.Add(1)
-		return nil, &hl7.AckError{Code: 204, AckCode: "CR", Segment: "OBX", Field: 18, AppCode: "PUMP-UNKNOWN",
+		return nil, &hl7.AckError{Code: 204, AckCode: "CR", Segment: "OBX", Seq: obxSeq, Field: 18, AppCode: "PUMP-UNKNOWN",
 			AppText: "Pump not registered", Message: fmt.Sprintf("pump %q is not registered at the pump server", pumpID)}
 	}
 	if s.cfg.OrderCheck != nil {
@@ -677,7 +811,8 @@ func (s *Server) handleRGV(ctx context.Context, m *hl7.Message, meta hl7.ConnMet
 // program drives one PCD-03 to the pump and answers with RRG^O16.
 func (s *Server) program(m *hl7.Message, r hl7.RGV, pumpID, channel string) {
 	defer s.wg.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProgramTimeout)
+	// Bounded by ProgramTimeout and by Close (which must not wait for it).
+	ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.ProgramTimeout)
 	defer cancel()
 	ack, err := s.Program(ctx, pumpID, channel, ProgramFromRGV(r))
 	switch {
@@ -770,6 +905,16 @@ func (s *Server) PushLibrary(ctx context.Context, version, url, hash string, pum
 		go func() {
 			defer wg.Done()
 			a, err := s.Command(ctx, id, pumpwire.Command{Op: pumpwire.OpActivateLib, LibraryVersion: version, LibraryURL: url, LibraryHash: hash})
+			if err == nil && a.Result == pumpwire.ResultDeferred {
+				// The registry shows the staged version at once (the pump's
+				// next status says the same).
+				s.mu.Lock()
+				if rec := s.pumps[id]; rec != nil {
+					rec.info.PendingLibrary = version
+					s.changed()
+				}
+				s.mu.Unlock()
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
