@@ -155,6 +155,10 @@ type Server struct {
 	alertSt  map[string][]hl7.AlertStatus // PCD-05 by alarm id
 	notify   chan struct{}                // closed and replaced on every change
 
+	// session tags the MSH-10 of every message this server sends: receivers
+	// deduplicate on sender and MSH-10, so a restarted server must not
+	// reuse the control IDs of the previous run.
+	session             string
 	seq, cmdSeq, msgSeq atomic.Uint64
 	st                  struct {
 		statusIn, eventsIn, alarmsIn, acksIn, dups, malformed atomic.Int64
@@ -165,6 +169,9 @@ type Server struct {
 	runCtx context.Context // cancelled by Close: bounds programs in flight
 	cancel context.CancelFunc
 }
+
+// serverN distinguishes servers created at the same lab millisecond.
+var serverN atomic.Int64
 
 // New returns an unstarted server.
 func New(cfg Config) *Server {
@@ -191,7 +198,8 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Server{cfg: cfg, clk: clk, log: log.With("component", "pumpserver"), runCtx: context.Background(),
+	session := strconv.FormatInt(clk.Now().UnixMilli(), 36) + strconv.FormatInt(serverN.Add(1), 36)
+	return &Server{cfg: cfg, clk: clk, log: log.With("component", "pumpserver"), runCtx: context.Background(), session: session,
 		pumps: map[string]*pumpRec{}, seen: map[string]struct{}{}, waiters: map[string]waiter{},
 		alertSt: map[string][]hl7.AlertStatus{}, notify: make(chan struct{})}
 }
@@ -507,7 +515,7 @@ func (s *Server) dup(pumpID, msgID string) bool {
 func (s *Server) header(typ string, dest string) hl7.Header {
 	n := s.msgSeq.Add(1)
 	h := hl7.Header{SendingApp: hl7.ParseHD(s.cfg.App), SendingFacility: hl7.ParseHD(s.cfg.Facility),
-		Time: s.clk.Now(), ControlID: typ + strconv.FormatUint(n, 10), AcceptAck: "AL", AppAck: "NE"}
+		Time: s.clk.Now(), ControlID: typ + s.session + "-" + strconv.FormatUint(n, 10), AcceptAck: "AL", AppAck: "NE"}
 	switch dest {
 	case "doc":
 		h.ReceivingApp, h.ReceivingFacility = hl7.ParseHD("EHR_SIM"), hl7.ParseHD("HOSP_EHR")
@@ -808,6 +816,26 @@ func (s *Server) handleRGV(ctx context.Context, m *hl7.Message, meta hl7.ConnMet
 	return hl7.BuildAck(m, "CA", nil), nil
 }
 
+// refusalTexts are the ERR-5.2 texts of the pump's refusal codes
+// (REFERENCE.md §4.8(b)); ERR-8 carries the pump's own reason. Other codes
+// use the pump's reason in both.
+var refusalTexts = map[string]string{
+	"LIB-HARDMAX":  "Dose exceeds drug library hard limit",
+	"LIB-HARDMIN":  "Dose below drug library hard limit",
+	"LIB-MAXRATE":  "Rate exceeds care area maximum",
+	"LIB-NOTFOUND": "Drug not in drug library for this care area",
+	"LIB-UNIT":     "Dose unit differs from drug library entry",
+	"LIB-WEIGHT":   "Patient weight missing or out of range",
+	"LIB-CHANNEL":  "Drug not allowed on this channel type",
+	"LIB-NOBASIC":  "Basic infusion not allowed in this care area",
+	"LIB-NOPCA":    "Drug library entry has no PCA limits",
+	"CH-BUSY":      "Channel busy",
+	"CH-STATE":     "Channel state does not allow this order",
+	"CH-UNKNOWN":   "No such channel",
+	"PUMP-STATE":   "Pump not operable",
+	"BAD-PROGRAM":  "Invalid program values",
+}
+
 // program drives one PCD-03 to the pump and answers with RRG^O16.
 func (s *Server) program(m *hl7.Message, r hl7.RGV, pumpID, channel string) {
 	defer s.wg.Done()
@@ -822,7 +850,11 @@ func (s *Server) program(m *hl7.Message, r hl7.RGV, pumpID, channel string) {
 		s.reply(m, r, "AE", &hl7.AckError{Code: 207, AppCode: "PUMP-NORESPONSE", AppText: "Pump did not answer", Message: err.Error()})
 	case ack.Result == pumpwire.ResultRejected:
 		s.st.ordersRej.Add(1)
-		s.reply(m, r, "AR", &hl7.AckError{Code: 207, AppCode: ack.Code, AppText: ack.Reason, Message: ack.Reason})
+		text := refusalTexts[ack.Code]
+		if text == "" {
+			text = ack.Reason
+		}
+		s.reply(m, r, "AR", &hl7.AckError{Code: 207, AppCode: ack.Code, AppText: text, Message: ack.Reason})
 	default:
 		s.st.ordersOK.Add(1)
 		s.mu.Lock()

@@ -117,8 +117,11 @@ func TestPCD03HardLimit(t *testing.T) {
 	if rrg.Code != hl7.AckAR || len(rrg.Errors) != 1 || rrg.Errors[0].AppCode != "LIB-HARDMAX" || rrg.Errors[0].Code != 207 {
 		t.Fatalf("RRG = %s %+v, want AR with ERR-5 LIB-HARDMAX\n%s", rrg.Code, rrg.Errors, m)
 	}
-	if got := m.Get("ERR-5.1"); got != "LIB-HARDMAX" {
-		t.Errorf("ERR-5.1 = %q", got)
+	if got := m.Get("ERR-5.2"); got != "Dose exceeds drug library hard limit" {
+		t.Errorf("ERR-5.2 = %q, want the text of REFERENCE.md §4.8(b)", got)
+	}
+	if got := m.Get("ERR-8"); !strings.Contains(got, "hard-high") {
+		t.Errorf("ERR-8 = %q, want the pump's reason", got)
 	}
 	if s, _ := p.Snapshot("A"); s.State != pump.ChIdle {
 		t.Errorf("channel A = %s after a hard-limit refusal, want idle", s.State)
@@ -815,5 +818,22 @@ func TestProgramFromRGV(t *testing.T) {
 		PCA: &hl7.PCAParams{DoseLimit: 4, LimitPeriodMin: 240, LockoutMin: 10}}
 	if p := ProgramFromRGV(pca); p.PCADose != 1 || p.PCALockout != 10 || p.PCAHourLimit != 1 || p.RateMLH != 0 || p.DoseRate != 0 {
 		t.Errorf("PCA order: %+v", p)
+	}
+}
+
+// TestControlIDsUniqueAcrossRuns: the EHR drops a message whose sender and
+// MSH-10 it has seen; a restarted pump server (same lab time, same counter
+// values) must not reuse the control IDs of the previous run.
+func TestControlIDsUniqueAcrossRuns(t *testing.T) {
+	seen := map[string]bool{}
+	for run := 0; run < 3; run++ {
+		s := fuzzServer()
+		for _, typ := range []string{"EV", "DEC", "AR", "RRG"} {
+			id := s.header(typ, "doc").ControlID
+			if seen[id] || !strings.HasPrefix(id, typ) || len(id) > 20 {
+				t.Errorf("run %d: control ID %q (reused, wrong prefix or longer than 20)", run, id)
+			}
+			seen[id] = true
+		}
 	}
 }
