@@ -247,6 +247,10 @@ func (s *Server) Start(ctx context.Context) error {
 		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(200 * time.Millisecond).SetMaxReconnectInterval(2 * time.Second).
 		SetKeepAlive(10 * time.Second).SetOrderMatters(true).
+		// paho's Publish blocks (not bounded by any context) until its
+		// outbound queue takes the message, by default up to 30 s when the
+		// connection is being torn down; Close must not wait that long.
+		SetWriteTimeout(5 * time.Second).
 		SetOnConnectHandler(func(c paho.Client) {
 			err := subscribe(c, subs, s.onMessage)
 			if err != nil {
@@ -746,6 +750,12 @@ func (s *Server) Command(ctx context.Context, pumpID string, cmd pumpwire.Comman
 	b, err := pumpwire.Encode(fmt.Sprintf("%s-m%d", s.cfg.Name, seq), s.cfg.Name, s.clk.Now(), seq, cmd)
 	if err != nil {
 		return pumpwire.CommandAck{}, err
+	}
+	if s.mqtt == nil {
+		return pumpwire.CommandAck{}, fmt.Errorf("pumpserver: command %s to %s: server not started", cmd.Op, pumpID)
+	}
+	if err := ctx.Err(); err != nil { // e.g. Close already started: do not publish
+		return pumpwire.CommandAck{}, fmt.Errorf("pumpserver: command %s to %s: %w", cmd.Op, pumpID, err)
 	}
 	tok := s.mqtt.Publish(pumpwire.Topic(pumpID, pumpwire.KindCmd), 1, false, b)
 	select {

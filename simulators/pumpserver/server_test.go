@@ -837,3 +837,14 @@ func TestControlIDsUniqueAcrossRuns(t *testing.T) {
 		}
 	}
 }
+
+func TestCommandErrors(t *testing.T) {
+	ctx := context.Background()
+	s := New(Config{})
+	if _, err := s.Command(ctx, "PUMP-0001", pumpwire.Command{Op: pumpwire.OpPause}); err == nil || !strings.Contains(err.Error(), "not started") {
+		t.Errorf("command before Start: %v", err)
+	}
+	if _, err := s.Command(ctx, "PUMP-0001", pumpwire.Command{Op: "telnet"}); err == nil || !strings.Contains(err.Error(), "pumpserver: command telnet to PUMP-0001") {
+		t.Errorf("invalid command: %v", err)
+	}
+}
