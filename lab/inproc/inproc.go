@@ -160,7 +160,7 @@ func (l *Lab) start(ctx context.Context) error {
 		p := pump.New(pump.Config{ID: id, Clock: l.clk, Library: bundle.Library, LibraryHash: bundle.Hash,
 			CareArea: t.CareArea, Seed: uint64(t.Seed)*1000003 + uint64(i), Logger: l.log.With("pump", id)})
 		a := pump.NewAgent(p, pump.AgentConfig{BrokerURL: l.Broker.URL(), StatusInterval: t.StatusInterval,
-			Logger: l.log.With("agent", id), LibraryFetcher: fetch})
+			Logger: l.log.With("agent", id), LibraryFetcher: fetch, AwaitServer: true})
 		l.PumpModels[id], l.Agents[id] = p, a
 		l.pumpIDs = append(l.pumpIDs, id)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"testing"
@@ -44,7 +45,7 @@ type expected struct {
 func testBrokerRestart(t *testing.T, kind string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l, err := Start(ctx, lab.Topology{Pumps: 2, Speed: 60, Broker: kind, Nurse: lab.NurseModel{Disabled: true}}, nil)
+	l, err := Start(ctx, lab.Topology{Pumps: 2, Speed: 60, Broker: kind, Nurse: lab.NurseModel{Disabled: true}}, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func testBrokerRestart(t *testing.T, kind string) {
 		}
 		return m
 	}
-	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer wcancel()
 	err = l.Server.Wait(wctx, func(v pumpserver.View) bool {
 		got := keys(v.Received())
@@ -162,7 +163,15 @@ func testBrokerRestart(t *testing.T, kind string) {
 		return true
 	})
 	if err != nil {
-		t.Fatalf("outage outputs did not all reach the pump server: %v", err)
+		got := keys(l.Server.Received())
+		var missing []string
+		for _, e := range exp {
+			if len(got[e.key]) == 0 {
+				missing = append(missing, e.key)
+			}
+		}
+		t.Fatalf("outage outputs did not all reach the pump server: %v; missing %v; outboxes %d/%d", err, missing,
+			l.Agents["PUMP-0001"].Outbox(), l.Agents["PUMP-0002"].Outbox())
 	}
 	got := keys(l.Server.Received())
 	for _, e := range exp {
@@ -202,4 +211,11 @@ func waitFor(t *testing.T, ctx context.Context, cond func() bool, what string) {
 			t.Fatal(fmt.Errorf("waiting for %s: %w", what, ctx.Err()))
 		}
 	}
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("PUMPLAB_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -56,6 +56,11 @@ type AgentConfig struct {
 	CloseFlush time.Duration
 	// LibraryFetcher serves OpActivateLib; nil rejects library commands.
 	LibraryFetcher LibraryFetcher
+	// AwaitServer makes the agent flush buffered events and alarms only
+	// while the pump server reads online on pumpwire.ServerOnlineTopic, so
+	// nothing is published into a broker where no server subscribed yet
+	// (after a broker restart). Status messages are not held back.
+	AwaitServer bool
 	// Session tags this agent's message ids (<pump>-<session>-m<seq>) so that
 	// a restarted agent never reuses an id; default the lab time at NewAgent
 	// (base 36 milliseconds) and a process-wide agent counter.
@@ -90,6 +95,7 @@ type Agent struct {
 	outbox    []*outMsg
 	inflight  bool // outbox[0] is being published
 	connected bool
+	serverUp  bool          // pump server reads online (AwaitServer)
 	connCh    chan struct{} // closed while connected
 	lostCh    chan struct{} // closed when the current connection is lost
 	counters  AgentCounters
@@ -389,6 +395,12 @@ func (a *Agent) onConnect(c mqtt.Client) {
 	if !c.IsConnectionOpen() {
 		return
 	}
+	if a.cfg.AwaitServer {
+		tok := c.Subscribe(pumpwire.ServerOnlineTopic, 1, a.onServerOnline)
+		if !tok.WaitTimeout(a.cfg.PublishTimeout) || tok.Error() != nil {
+			a.log.Error("subscribe to server presence failed", "err", tok.Error())
+		}
+	}
 	a.p.SetComm(true) // queued before the flush starts
 	a.mu.Lock()
 	a.setConnected(true)
@@ -399,9 +411,24 @@ func (a *Agent) onConnect(c mqtt.Client) {
 	a.publishStatus()
 }
 
+// onServerOnline tracks the pump server's presence (AwaitServer).
+func (a *Agent) onServerOnline(_ mqtt.Client, m mqtt.Message) {
+	_, o, err := pumpwire.DecodeServerOnline(m.Payload())
+	if err != nil {
+		a.log.Warn("refused server presence message", "err", err)
+		return
+	}
+	a.mu.Lock()
+	a.serverUp = o.Online
+	a.mu.Unlock()
+	a.log.Info("pump server presence", "online", o.Online)
+	a.kick()
+}
+
 // onLost runs when the connection drops; paho reconnects by itself.
 func (a *Agent) onLost(_ mqtt.Client, err error) {
 	a.mu.Lock()
+	a.serverUp = false
 	a.setConnected(false)
 	a.counters.ConnectionLost++
 	a.mu.Unlock()
@@ -460,7 +487,7 @@ func (a *Agent) sendLoop(ctx context.Context) {
 	for {
 		a.mu.Lock()
 		var m *outMsg
-		if a.connected && len(a.outbox) > 0 {
+		if a.connected && (a.serverUp || !a.cfg.AwaitServer) && len(a.outbox) > 0 {
 			m = a.outbox[0]
 			a.inflight = true
 		}

@@ -54,6 +54,23 @@ var kinds = []Kind{KindStatus, KindEvent, KindAlarm, KindAck, KindCmd, KindOnlin
 // Topic returns the topic of kind k for pump id.
 func Topic(id string, k Kind) string { return Prefix + id + "/" + string(k) }
 
+// ServerOnlineTopic is the pump server's retained presence topic (body
+// Online; the server's last will is {online:false}). Pumps that await the
+// server flush buffered events and alarms only while it reads online, so a
+// message is never published into a broker where nobody subscribed to it
+// (after a broker restart the server must resubscribe first).
+const ServerOnlineTopic = "pumplab/v1/server/online"
+
+// DecodeServerOnline parses a message of ServerOnlineTopic.
+func DecodeServerOnline(payload []byte) (Envelope, Online, error) {
+	env, err := DecodeEnvelope(payload)
+	if err != nil {
+		return env, Online{}, err
+	}
+	o, err := DecodeBody[Online](env)
+	return env, o, err
+}
+
 // Filter returns a subscription filter for kind k of every pump.
 func Filter(k Kind) string { return Prefix + "+/" + string(k) }
 
