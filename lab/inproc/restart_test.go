@@ -84,6 +84,10 @@ func testBrokerRestart(t *testing.T, kind string) {
 	defer p1.Listen(record)()
 	defer p2.Listen(record)()
 
+	// From the moment the broker starts to go down, what the pumps raise
+	// must reach the server after the restart: buffered while offline, and
+	// sent again when the dying broker acknowledged it but never delivered
+	// it (end-to-end receipts).
 	mu.Lock()
 	outage = true
 	mu.Unlock()

@@ -56,11 +56,19 @@ type AgentConfig struct {
 	CloseFlush time.Duration
 	// LibraryFetcher serves OpActivateLib; nil rejects library commands.
 	LibraryFetcher LibraryFetcher
-	// AwaitServer makes the agent flush buffered events and alarms only
-	// while the pump server reads online on pumpwire.ServerOnlineTopic, so
-	// nothing is published into a broker where no server subscribed yet
-	// (after a broker restart). Status messages are not held back.
+	// AwaitServer makes the agent deliver events and alarms end to end to a
+	// pump server: it flushes its outbox only while the server reads online
+	// on pumpwire.ServerOnlineTopic (nothing is published into a broker
+	// where no server subscribed yet, e.g. after a broker restart), and it
+	// keeps every event and alarm until the server's receipt
+	// (pumpwire.KindReceipt) arrives, publishing it again after a reconnect
+	// or ReceiptTimeout otherwise (a broker that dies after acknowledging a
+	// message loses it). Status messages are not held back.
 	AwaitServer bool
+	// ReceiptTimeout is how long (wall) a published event or alarm may wait
+	// for its receipt on a live connection before it is sent again; default
+	// 10 s.
+	ReceiptTimeout time.Duration
 	// Session tags this agent's message ids (<pump>-<session>-m<seq>) so that
 	// a restarted agent never reuses an id; default the lab time at NewAgent
 	// (base 36 milliseconds) and a process-wide agent counter.
@@ -80,6 +88,8 @@ type AgentCounters struct {
 	BusyCommands   uint64 // commands refused because the queue was full
 	Connects       uint64
 	ConnectionLost uint64
+	Receipts       uint64 // events and alarms confirmed by the pump server (AwaitServer)
+	Resent         uint64 // events and alarms queued again for want of a receipt
 }
 
 // Agent is the pump's MQTT network module.
@@ -96,6 +106,9 @@ type Agent struct {
 	inflight  bool // outbox[0] is being published
 	connected bool
 	serverUp  bool          // pump server reads online (AwaitServer)
+	gen       uint64        // connection generation, bumped on every loss
+	unacked   []*outMsg     // published end-to-end messages awaiting the server's receipt
+	requeue   bool          // move unacked back to the outbox head (after a loss)
 	connCh    chan struct{} // closed while connected
 	lostCh    chan struct{} // closed when the current connection is lost
 	counters  AgentCounters
@@ -113,6 +126,9 @@ type Agent struct {
 }
 
 type outMsg struct {
+	id      string // envelope id
+	e2e     bool   // event or alarm delivered end to end (AwaitServer)
+	sentAt  time.Time
 	topic   string
 	payload []byte
 	alarm   bool
@@ -150,6 +166,9 @@ func NewAgent(p *Pump, cfg AgentConfig) *Agent {
 	}
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 30 * time.Second
+	}
+	if cfg.ReceiptTimeout <= 0 {
+		cfg.ReceiptTimeout = 10 * time.Second
 	}
 	if cfg.OfflineBuffer <= 0 {
 		cfg.OfflineBuffer = 10000
@@ -207,6 +226,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		SetWriteTimeout(a.cfg.PublishTimeout).
 		SetCleanSession(true).
 		SetStore(noStore{}).
+		SetCustomOpenConnectionFn(pumpwire.BufferedDialer(a.cfg.BrokerURL)).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(a.cfg.ReconnectMax).
@@ -322,7 +342,7 @@ func (a *Agent) WaitConnected(ctx context.Context) error {
 func (a *Agent) Outbox() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.outbox)
+	return len(a.outbox) + len(a.unacked)
 }
 
 // Counters returns a copy of the agent's counters.
@@ -372,6 +392,9 @@ func (a *Agent) kick() {
 // subscribe to the command topic, announce online, then let the sender
 // flush the outbox in order.
 func (a *Agent) onConnect(c mqtt.Client) {
+	a.mu.Lock()
+	gen := a.gen
+	a.mu.Unlock()
 	topic := pumpwire.Topic(a.id, pumpwire.KindCmd)
 	var err error
 	for try := 0; try < 3; try++ {
@@ -396,13 +419,28 @@ func (a *Agent) onConnect(c mqtt.Client) {
 		return
 	}
 	if a.cfg.AwaitServer {
+		if tok := c.Subscribe(pumpwire.Topic(a.id, pumpwire.KindReceipt), 1, a.onReceipt); !tok.WaitTimeout(a.cfg.PublishTimeout) || tok.Error() != nil {
+			a.log.Error("subscribe to receipts failed", "err", tok.Error())
+		}
 		tok := c.Subscribe(pumpwire.ServerOnlineTopic, 1, a.onServerOnline)
 		if !tok.WaitTimeout(a.cfg.PublishTimeout) || tok.Error() != nil {
 			a.log.Error("subscribe to server presence failed", "err", tok.Error())
 		}
 	}
+	a.mu.Lock()
+	if a.gen != gen || !c.IsConnectionOpen() {
+		// The connection this handler set up was lost meanwhile (onLost
+		// already ran); the next onConnect takes over.
+		a.mu.Unlock()
+		return
+	}
+	a.mu.Unlock()
 	a.p.SetComm(true) // queued before the flush starts
 	a.mu.Lock()
+	if a.gen != gen {
+		a.mu.Unlock()
+		return
+	}
 	a.setConnected(true)
 	a.counters.Connects++
 	a.mu.Unlock()
@@ -428,7 +466,9 @@ func (a *Agent) onServerOnline(_ mqtt.Client, m mqtt.Message) {
 // onLost runs when the connection drops; paho reconnects by itself.
 func (a *Agent) onLost(_ mqtt.Client, err error) {
 	a.mu.Lock()
+	a.gen++
 	a.serverUp = false
+	a.requeue = len(a.unacked) > 0
 	a.setConnected(false)
 	a.counters.ConnectionLost++
 	a.mu.Unlock()
@@ -460,7 +500,8 @@ func (a *Agent) enqueue(k pumpwire.Kind, ts time.Time, body any, alarm bool, rep
 		a.log.Error("encode", "kind", k, "err", err)
 		return
 	}
-	m := &outMsg{topic: pumpwire.Topic(a.id, k), payload: b, alarm: alarm, report: report, ts: ts}
+	m := &outMsg{id: a.msgID(seq), e2e: a.cfg.AwaitServer && (k == pumpwire.KindEvent || k == pumpwire.KindAlarm),
+		topic: pumpwire.Topic(a.id, k), payload: b, alarm: alarm, report: report, ts: ts}
 	a.outbox = append(a.outbox, m)
 	if len(a.outbox) > a.cfg.OfflineBuffer {
 		// Drop the oldest event/ack that is not in flight; alarms never go.
@@ -486,6 +527,7 @@ func (a *Agent) sendLoop(ctx context.Context) {
 	backoff := 50 * time.Millisecond
 	for {
 		a.mu.Lock()
+		a.requeueLocked()
 		var m *outMsg
 		if a.connected && (a.serverUp || !a.cfg.AwaitServer) && len(a.outbox) > 0 {
 			m = a.outbox[0]
@@ -494,12 +536,22 @@ func (a *Agent) sendLoop(ctx context.Context) {
 		client, lost := a.client, a.lostCh
 		a.mu.Unlock()
 		if m == nil {
+			var check <-chan time.Time
+			var t *time.Timer
+			if a.unackedCount() > 0 {
+				t = time.NewTimer(a.cfg.ReceiptTimeout / 2)
+				check = t.C
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-a.wake:
-				continue
+			case <-check:
 			}
+			if t != nil {
+				t.Stop()
+			}
+			continue
 		}
 		ok := a.publishWait(ctx, client, lost, m)
 		a.mu.Lock()
@@ -508,13 +560,17 @@ func (a *Agent) sendLoop(ctx context.Context) {
 			a.outbox[0] = nil
 			a.outbox = a.outbox[1:]
 			a.counters.Published++
+			if m.e2e {
+				m.sentAt = time.Now()
+				a.unacked = append(a.unacked, m)
+			}
 		} else {
 			a.counters.Retries++
 		}
 		a.mu.Unlock()
 		if ok {
 			backoff = 50 * time.Millisecond
-			if m.report != nil {
+			if m.report != nil && !m.e2e {
 				a.p.RecordReported(*m.report, m.ts)
 			}
 			continue
@@ -525,6 +581,87 @@ func (a *Agent) sendLoop(ctx context.Context) {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+func (a *Agent) unackedCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.unacked)
+}
+
+// requeueLocked puts end-to-end messages without a receipt back at the head
+// of the outbox, in their original order: all of them after a connection
+// loss, and those older than ReceiptTimeout on a live connection. Only the
+// send loop calls it (it owns the outbox head). Caller holds a.mu.
+func (a *Agent) requeueLocked() {
+	if len(a.unacked) == 0 || a.inflight {
+		return
+	}
+	var back, keep []*outMsg
+	if a.requeue {
+		back = a.unacked
+	} else if a.connected && a.serverUp {
+		now := time.Now()
+		for _, m := range a.unacked {
+			if now.Sub(m.sentAt) >= a.cfg.ReceiptTimeout {
+				back = append(back, m)
+			} else {
+				keep = append(keep, m)
+			}
+		}
+	}
+	a.requeue = false
+	if len(back) == 0 {
+		return
+	}
+	a.unacked = keep
+	a.counters.Resent += uint64(len(back))
+	a.outbox = append(back, a.outbox...)
+}
+
+// onReceipt drops the confirmed messages from the unacked list (and from the
+// outbox, when they were queued again meanwhile) and records what was
+// reported.
+func (a *Agent) onReceipt(_ mqtt.Client, msg mqtt.Message) {
+	_, _, body, err := pumpwire.Decode(msg.Topic(), msg.Payload())
+	r, ok := body.(*pumpwire.Receipt)
+	if err != nil || !ok {
+		a.log.Warn("refused receipt", "topic", msg.Topic(), "err", err)
+		return
+	}
+	ids := make(map[string]bool, len(r.IDs))
+	for _, id := range r.IDs {
+		ids[id] = true
+	}
+	var done []*outMsg
+	a.mu.Lock()
+	keep := a.unacked[:0]
+	for _, m := range a.unacked {
+		if ids[m.id] {
+			done = append(done, m)
+		} else {
+			keep = append(keep, m)
+		}
+	}
+	clear(a.unacked[len(keep):])
+	a.unacked = keep
+	start := 0
+	if a.inflight {
+		start = 1 // the send loop owns the head
+	}
+	for i := len(a.outbox) - 1; i >= start; i-- {
+		if m := a.outbox[i]; m.e2e && ids[m.id] {
+			done = append(done, m)
+			a.outbox = append(a.outbox[:i], a.outbox[i+1:]...)
+		}
+	}
+	a.counters.Receipts += uint64(len(done))
+	a.mu.Unlock()
+	for _, m := range done {
+		if m.report != nil {
+			a.p.RecordReported(*m.report, m.ts)
+		}
 	}
 }
 

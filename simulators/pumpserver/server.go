@@ -154,6 +154,7 @@ type Server struct {
 	waiters  map[string]waiter            // by cmd id
 	alertSt  map[string][]hl7.AlertStatus // PCD-05 by alarm id
 	notify   chan struct{}                // closed and replaced on every change
+	receipts chan [2]string               // (pump id, envelope id) awaiting a receipt
 
 	// session tags the MSH-10 of every message this server sends: receivers
 	// deduplicate on sender and MSH-10, so a restarted server must not
@@ -199,7 +200,7 @@ func New(cfg Config) *Server {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	session := strconv.FormatInt(clk.Now().UnixMilli(), 36) + strconv.FormatInt(serverN.Add(1), 36)
-	return &Server{cfg: cfg, clk: clk, log: log.With("component", "pumpserver"), runCtx: context.Background(), session: session,
+	return &Server{cfg: cfg, clk: clk, log: log.With("component", "pumpserver"), runCtx: context.Background(), session: session, receipts: make(chan [2]string, 10000),
 		pumps: map[string]*pumpRec{}, seen: map[string]struct{}{}, waiters: map[string]waiter{},
 		alertSt: map[string][]hl7.AlertStatus{}, notify: make(chan struct{})}
 }
@@ -247,6 +248,8 @@ func (s *Server) Start(ctx context.Context) error {
 		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(200 * time.Millisecond).SetMaxReconnectInterval(2 * time.Second).
 		SetKeepAlive(10 * time.Second).SetOrderMatters(true).
+		SetCustomOpenConnectionFn(pumpwire.BufferedDialer(s.cfg.BrokerURL)).
+		SetStore(pumpwire.NoStore{}).
 		// paho's Publish blocks (not bounded by any context) until its
 		// outbound queue takes the message, by default up to 30 s when the
 		// connection is being torn down; Close must not wait that long.
@@ -288,7 +291,8 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("pumpserver: subscribe at %s: %w", s.cfg.BrokerURL, ctx.Err())
 	}
 	s.ticker = s.clk.NewTicker(s.cfg.PCD01Interval)
-	s.wg.Add(1)
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.receiptLoop(rctx) }()
 	go func() {
 		defer s.wg.Done()
 		for {
@@ -326,6 +330,54 @@ func subscribe(c paho.Client, subs map[string]byte, h paho.MessageHandler) error
 		}
 	}
 	return nil
+}
+
+// sendReceipt queues the receipt of one event or alarm envelope for its
+// pump. It never blocks the MQTT handler (paho's Publish blocks while the
+// connection is down): a full queue drops the receipt, which only makes the
+// pump send the message again, and the server absorbs it as a duplicate.
+func (s *Server) sendReceipt(pumpID, msgID string) {
+	select {
+	case s.receipts <- [2]string{pumpID, msgID}:
+	default:
+		s.log.Warn("receipt queue full; the pump will resend", "pump", pumpID, "id", msgID)
+	}
+}
+
+// receiptLoop publishes queued receipts, one message per pump for what is
+// queued at that moment.
+func (s *Server) receiptLoop(ctx context.Context) {
+	for {
+		var first [2]string
+		select {
+		case first = <-s.receipts:
+		case <-ctx.Done():
+			return
+		}
+		byPump := map[string][]string{first[0]: {first[1]}}
+	drain:
+		for len(byPump) < 1000 {
+			select {
+			case r := <-s.receipts:
+				if len(byPump[r[0]]) < 1000 {
+					byPump[r[0]] = append(byPump[r[0]], r[1])
+				}
+			default:
+				break drain
+			}
+		}
+		if !s.mqtt.IsConnectionOpen() {
+			continue // the pumps resend after their reconnect
+		}
+		for pumpID, ids := range byPump {
+			seq := s.seq.Add(1)
+			b, err := pumpwire.Encode(fmt.Sprintf("%s-m%d", s.cfg.Name, seq), s.cfg.Name, s.clk.Now(), seq, pumpwire.Receipt{IDs: ids})
+			if err != nil {
+				continue
+			}
+			s.mqtt.Publish(pumpwire.Topic(pumpID, pumpwire.KindReceipt), 1, false, b)
+		}
+	}
 }
 
 // presence encodes the server's retained presence message.
@@ -432,6 +484,13 @@ func (s *Server) handleMessage(topic string, payload []byte) {
 		if _, ok := body.(*pumpwire.Status); ok {
 			s.cfg.OnStatus(id, env.TS, now)
 		}
+	}
+	switch body.(type) {
+	case *pumpwire.Event, *pumpwire.Alarm:
+		// Every event and alarm is confirmed end to end, duplicates too (the
+		// pump resends what it has no receipt for). Deferred before the
+		// lock, so it is published after the message was taken in.
+		defer s.sendReceipt(id, env.ID)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -19,6 +19,8 @@ var Cases = []Case{
 	{"alarm", Topic("PUMP-0001", KindAlarm), `{` + okEnv + `,"body":{"alarm_id":"PUMP-0001-A1","code":"occlusion_downstream","mdc":196940,"phase":"start","priority":"PH","type":"ST","channel":"A","stops":true}}`, ""},
 	{"command", Topic("PUMP-0001", KindCmd), `{"v":1,"id":"c1","from":"pumpserver","ts":"2026-01-01T08:00:00Z","seq":1,"body":{"cmd_id":"C1","op":"program","channel":"A","program":{"order_id":"ORD-1","action":"RE","drug_id":"NOREPI-4-250","dose_rate":0.05,"dose_unit":"mcg/kg/min","drug_amount":4,"drug_unit":"mg","diluent_ml":250,"vtbi_ml":250,"weight_kg":70}}}`, ""},
 	{"ack", Topic("PUMP-0001", KindAck), `{` + okEnv + `,"body":{"cmd_id":"C1","order_id":"ORD-1","result":"rejected","code":"LIB-HARDMAX"}}`, ""},
+	{"receipt", Topic("PUMP-0001", KindReceipt), `{"v":1,"id":"r1","from":"pumpserver","ts":"2026-01-01T08:00:00Z","seq":3,"body":{"ids":["PUMP-0001-s1-m4","PUMP-0001-s1-m5"]}}`, ""},
+	{"receipt empty", Topic("PUMP-0001", KindReceipt), `{"v":1,"id":"r1","from":"pumpserver","ts":"2026-01-01T08:00:00Z","seq":3,"body":{"ids":[]}}`, "field ids"},
 	{"online", Topic("PUMP-0001", KindOnline), `{` + okEnv + `,"body":{"online":false}}`, ""},
 	{"bad topic prefix", "other/PUMP-0001/status", `{}`, "not under"},
 	{"bad topic kind", Prefix + "PUMP-0001/telnet", `{}`, "unknown kind"},

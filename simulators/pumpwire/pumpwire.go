@@ -47,9 +47,12 @@ const (
 	KindCmd    Kind = "cmd"
 	KindAck    Kind = "cmd/ack"
 	KindOnline Kind = "online"
+	// KindReceipt carries the pump server's end-to-end receipts for events
+	// and alarms it took in (server -> pump).
+	KindReceipt Kind = "receipt"
 )
 
-var kinds = []Kind{KindStatus, KindEvent, KindAlarm, KindAck, KindCmd, KindOnline}
+var kinds = []Kind{KindStatus, KindEvent, KindAlarm, KindAck, KindCmd, KindOnline, KindReceipt}
 
 // Topic returns the topic of kind k for pump id.
 func Topic(id string, k Kind) string { return Prefix + id + "/" + string(k) }
@@ -206,7 +209,7 @@ func Decode(topic string, payload []byte) (pumpID string, env Envelope, body any
 	if err != nil {
 		return id, env, nil, err
 	}
-	if k != KindCmd && env.From != id {
+	if k != KindCmd && k != KindReceipt && env.From != id {
 		return id, env, nil, fmt.Errorf("pumpwire: envelope field from: %q sent on topic of pump %q", env.From, id)
 	}
 	switch k {
@@ -225,10 +228,35 @@ func Decode(topic string, payload []byte) (pumpID string, env Envelope, body any
 	case KindAck:
 		v, err := DecodeBody[CommandAck](env)
 		return id, env, &v, err
+	case KindReceipt:
+		v, err := DecodeBody[Receipt](env)
+		return id, env, &v, err
 	default:
 		v, err := DecodeBody[Online](env)
 		return id, env, &v, err
 	}
+}
+
+// Receipt confirms that the pump server took in the listed event and alarm
+// envelopes (by envelope id). A pump keeps each event and alarm until its
+// receipt arrives and publishes it again after a reconnect otherwise: QoS 1
+// only reaches the broker, and a broker that dies after acknowledging a
+// message loses it.
+type Receipt struct {
+	IDs []string `json:"ids"`
+}
+
+// Validate implements Validator.
+func (r *Receipt) Validate() error {
+	if len(r.IDs) == 0 || len(r.IDs) > 1000 {
+		return fmt.Errorf("field ids: %d ids, want 1..1000", len(r.IDs))
+	}
+	for i, id := range r.IDs {
+		if id == "" || len(id) > 128 {
+			return fmt.Errorf("field ids[%d]: empty or longer than 128", i)
+		}
+	}
+	return nil
 }
 
 // Online is the retained presence message; the last will carries Online false.
