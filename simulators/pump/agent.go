@@ -226,7 +226,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		SetWriteTimeout(a.cfg.PublishTimeout).
 		SetCleanSession(true).
 		SetStore(noStore{}).
-		SetCustomOpenConnectionFn(pumpwire.BufferedDialer(a.cfg.BrokerURL)).
+		SetCustomOpenConnectionFn(pumpwire.BufferedDialer(a.cfg.BrokerURL, 1<<10)).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(a.cfg.ReconnectMax).

@@ -248,7 +248,7 @@ func (s *Server) Start(ctx context.Context) error {
 		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(200 * time.Millisecond).SetMaxReconnectInterval(2 * time.Second).
 		SetKeepAlive(10 * time.Second).SetOrderMatters(true).
-		SetCustomOpenConnectionFn(pumpwire.BufferedDialer(s.cfg.BrokerURL)).
+		SetCustomOpenConnectionFn(pumpwire.BufferedDialer(s.cfg.BrokerURL, 64<<10)).
 		SetStore(pumpwire.NoStore{}).
 		// paho's Publish blocks (not bounded by any context) until its
 		// outbound queue takes the message, by default up to 30 s when the

@@ -17,9 +17,13 @@ import (
 // header byte by byte from the raw connection (three or more read system
 // calls per message); a receiver of many small messages, such as the pump
 // server taking 10,000 status messages a second, spends most of its CPU in
-// those calls. It returns nil for other schemes (ws://), which keep paho's
-// own dialler.
-func BufferedDialer(brokerURL string) paho.OpenConnectionFunc {
+// those calls. size is the read buffer (0 means 16 KiB): a pump, which
+// reads little, needs far less than the server. It returns nil for other
+// schemes (ws://), which keep paho's own dialler.
+func BufferedDialer(brokerURL string, size int) paho.OpenConnectionFunc {
+	if size <= 0 {
+		size = 16 << 10
+	}
 	u, err := url.Parse(brokerURL)
 	if err != nil {
 		return nil
@@ -50,7 +54,7 @@ func BufferedDialer(brokerURL string) paho.OpenConnectionFunc {
 		if err != nil {
 			return nil, fmt.Errorf("pumpwire: dial %s: %w", uri.Redacted(), err)
 		}
-		return &bufConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10)}, nil
+		return &bufConn{Conn: c, r: bufio.NewReaderSize(c, size)}, nil
 	}
 }
 
