@@ -250,6 +250,11 @@ func parseSegment(line []byte, d Delimiters, idx int) (*Segment, error) {
 	rest := string(line[nameEnd:])
 	fieldNo := 1
 	if name == "MSH" {
+		// A repeated MSH (a second message glued to the first) must carry
+		// the separator too.
+		if rest == "" {
+			return nil, perr(name, idx, 1, ErrCodeRequiredMissing, "MSH without field separator")
+		}
 		// MSH-1 is the separator itself, MSH-2 the encoding characters.
 		enc := rest[1:]
 		if i := strings.IndexByte(enc, d.Field); i >= 0 {
