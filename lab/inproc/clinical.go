@@ -129,6 +129,9 @@ func (l *Lab) nurseOnAlarm(ph *alarms.Communicator, user string, m alarms.Messag
 			l.log.Warn("nurse: accept failed", "alert", m.AlertID, "err", err)
 			return
 		}
+		l.nurse.mu.Lock()
+		l.nurse.Accepted++
+		l.nurse.mu.Unlock()
 		p, ok := l.PumpModels[m.Pump]
 		if !ok {
 			return

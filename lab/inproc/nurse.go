@@ -16,7 +16,8 @@ import (
 type nurse struct {
 	l       *Lab
 	mu      sync.Mutex
-	timers  []clock.Timer
+	timers  map[uint64]clock.Timer // pending actions, removed when they run
+	next    uint64
 	cancels []func()
 	closed  bool
 	// Confirmed counts programs the nurse started; Accepted alarms accepted.
@@ -26,7 +27,7 @@ type nurse struct {
 const nurseUser = "RN0042"
 
 func newNurse(l *Lab) *nurse {
-	n := &nurse{l: l}
+	n := &nurse{l: l, timers: map[uint64]clock.Timer{}}
 	for id, p := range l.PumpModels {
 		n.cancels = append(n.cancels, p.Listen(func(o pump.Output) { n.onPump(id, p, o) }))
 	}
@@ -71,13 +72,24 @@ func (n *nurse) at(median time.Duration, f func()) {
 	if n.closed {
 		return
 	}
-	n.timers = append(n.timers, n.l.clk.AfterFunc(n.l.lognormal(median, n.l.topo.Nurse.Sigma), f))
+	n.next++
+	id := n.next
+	n.timers[id] = n.l.clk.AfterFunc(n.l.lognormal(median, n.l.topo.Nurse.Sigma), func() {
+		n.mu.Lock()
+		delete(n.timers, id)
+		closed := n.closed
+		n.mu.Unlock()
+		if !closed {
+			f()
+		}
+	})
 }
 
 func (n *nurse) close() {
 	n.mu.Lock()
 	n.closed = true
 	ts := n.timers
+	n.timers = nil
 	n.mu.Unlock()
 	for _, t := range ts {
 		t.Stop()
