@@ -17,7 +17,9 @@ import (
 // scan, PCD-03, pump programmed and started, PCD-01 and PCD-10 documented,
 // VTBI complete, KVO. Pass: DDR 1.00 ± 0.05, documented == delivered; an
 // injected occlusion alarm reaches a nurse.
-var _ = Describe("CTL-01 closed-loop PIV infusion", Label("control", "CTL-01", "area:AU", "lifecycle:use", "target:pump"), func() {
+var _ = Describe("CTL-01 closed-loop PIV infusion", harness.Register("CTL-01", "Closed-loop PIV infusion",
+	harness.Kind("control"), harness.Area("AU"), harness.Area("US"), harness.Lifecycle("use"),
+	harness.Target("pump"), harness.Target("pumpserver"), harness.Target("emar"), harness.Target("ehr"), harness.Target("alarms")), func() {
 	f := harness.New("ctl-01-closed-loop-piv")
 
 	It("programs the pump from the verified order and documents exactly what was delivered", func(ctx SpecContext) {

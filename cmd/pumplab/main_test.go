@@ -52,3 +52,13 @@ func TestRunWritesReports(t *testing.T) {
 		t.Errorf("summary table missing:\n%s", out.String())
 	}
 }
+
+func TestScenariosCommandListsCTL01(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"scenarios"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "CTL-01") || !strings.Contains(out.String(), "control") || !strings.Contains(out.String(), "AU,US") {
+		t.Fatalf("scenarios output:\n%s", out.String())
+	}
+}
