@@ -1,18 +1,30 @@
 package score
 
-import (
-	"net"
-	"strings"
-)
+import "strings"
 
 // normAsset normalises an asset or address for comparison: trimmed,
 // lower-case, and for host:port or [v6]:port forms the host alone.
 func normAsset(s string) string {
 	s = strings.ToLower(strings.TrimSpace(s))
-	if h, _, err := net.SplitHostPort(s); err == nil && h != "" {
-		s = h
+	if strings.HasPrefix(s, "[") {
+		if i := strings.Index(s, "]"); i > 0 {
+			return s[1:i]
+		}
+		return s
 	}
-	return strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	if i := strings.LastIndexByte(s, ':'); i > 0 && strings.Count(s, ":") == 1 && allDigits(s[i+1:]) {
+		return s[:i]
+	}
+	return s
+}
+
+func allDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // stepAssetSet is the set of a step's normalised assets and correlation ids.
