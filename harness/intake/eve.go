@@ -31,11 +31,11 @@ var signatureTechniqueRE = regexp.MustCompile(`\bT\d{4}(?:\.\d{3})?\b`)
 var eveTimeLayouts = []string{"2006-01-02T15:04:05.999999999-0700", time.RFC3339Nano}
 
 type eveEvent struct {
-	EventType *string         `json:"event_type"`
-	Timestamp string          `json:"timestamp"`
-	SrcIP     string          `json:"src_ip"`
-	DestIP    string          `json:"dest_ip"`
-	Alert     *eveAlert       `json:"alert"`
+	EventType *string   `json:"event_type"`
+	Timestamp string    `json:"timestamp"`
+	SrcIP     string    `json:"src_ip"`
+	DestIP    string    `json:"dest_ip"`
+	Alert     *eveAlert `json:"alert"`
 }
 
 type eveAlert struct {
