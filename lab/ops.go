@@ -122,8 +122,19 @@ type Truth struct {
 	Ordered, Programmed, Displayed, Delivered, Reported, Documented Layer
 }
 
+// Segment is one piece of a channel's delivery at a constant motor rate
+// (the delivered truth), from Start until the next segment.
+type Segment struct {
+	Start      time.Time // lab time
+	RateMLH    float64   // motor rate
+	NominalMLH float64   // rate the pump believes it runs (differs under flow error or tampering)
+	Conc       float64   // drug per mL of the running program (0 for basic fluids)
+}
+
 // Devices is the bedside.
 type Devices interface {
+	// Segments returns the channel's delivery history (motor truth).
+	Segments(ctx context.Context, pumpID, channel string) ([]Segment, error)
 	// Truth returns a channel's truth layers now.
 	Truth(ctx context.Context, pumpID, channel string) (Truth, error)
 	// DDR is the delivered-dose ratio over [from, to]: drug delivered (motor

@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/pumplab/pumplab/harness"
+	"github.com/pumplab/pumplab/harness/oracle"
 	"github.com/pumplab/pumplab/lab"
 )
 
@@ -66,6 +67,13 @@ var _ = Describe("CTL-01 closed-loop PIV infusion", harness.Register("CTL-01", "
 		Expect(err).NotTo(HaveOccurred())
 		Expect(done.VolumeML).To(BeNumerically("~", delivered, 0.01), "documented volume vs motor truth")
 		Expect(done.VolumeML).To(BeNumerically("~", 10, 0.01), "VTBI")
+
+		By("measuring harm with the oracles: none")
+		harm, err := oracle.Measure(w, f.Lab, oracle.Window{PumpID: pumpID, Channel: "A", From: start.At, To: done.At,
+			OrderID: orderID, HighAlert: true})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(oracle.Harmful(harm)).To(BeFalse(), "harm %+v", harm)
+		Expect(harm.InterruptedMin).To(BeNumerically("<", 0.5))
 
 		By("injecting a downstream occlusion: the alarm reaches a nurse's phone")
 		Expect(dev.InjectFault(w, pumpID, "A", "occlusion_downstream")).To(Succeed())

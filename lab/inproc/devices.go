@@ -38,6 +38,22 @@ func (d devices) Truth(ctx context.Context, pumpID, channel string) (lab.Truth, 
 		Displayed: layer(t.Displayed), Delivered: layer(t.Delivered), Reported: layer(t.Reported), Documented: layer(t.Documented)}, nil
 }
 
+func (d devices) Segments(ctx context.Context, pumpID, channel string) ([]lab.Segment, error) {
+	p, err := d.pump(pumpID)
+	if err != nil {
+		return nil, err
+	}
+	segs, err := p.Segments(channel)
+	if err != nil {
+		return nil, fmt.Errorf("inproc: segments of %s/%s: %w", pumpID, channel, err)
+	}
+	out := make([]lab.Segment, len(segs))
+	for i, s := range segs {
+		out[i] = lab.Segment{Start: s.Start, RateMLH: s.RateMLH, NominalMLH: s.NominalMLH, Conc: s.Conc}
+	}
+	return out, nil
+}
+
 func (d devices) DDR(ctx context.Context, pumpID, channel string, from, to time.Time) (float64, error) {
 	p, err := d.pump(pumpID)
 	if err != nil {
