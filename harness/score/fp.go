@@ -1,6 +1,9 @@
 package score
 
-import "sort"
+import (
+	"sort"
+	"strings"
+)
 
 // FalsePositives returns, per tool, the alerts that match no step (by the
 // time and asset rule of Matches), in time order. Telemetry records are
@@ -31,7 +34,7 @@ func FalsePositives(steps []Step, alerts []Alert, opt Options) map[string][]Aler
 		}
 	}
 	for _, l := range out {
-		sort.SliceStable(l, func(i, j int) bool { return l[i].Time.Before(l[j].Time) })
+		SortAlerts(l)
 	}
 	return out
 }
@@ -42,4 +45,25 @@ func FPRate(n int, deviceHours float64) float64 {
 		return 0
 	}
 	return round6(float64(n) / deviceHours)
+}
+
+// SortAlerts sorts alerts by time, then by their other fields, so that the
+// order never depends on the order the alerts arrived in.
+func SortAlerts(l []Alert) {
+	sort.SliceStable(l, func(i, j int) bool {
+		if !l[i].Time.Equal(l[j].Time) {
+			return l[i].Time.Before(l[j].Time)
+		}
+		return alertKey(l[i]) < alertKey(l[j])
+	})
+}
+
+func alertKey(a Alert) string {
+	tel := "0"
+	if a.Telemetry {
+		tel = "1"
+	}
+	return strings.Join([]string{a.Tool, a.Reported.UTC().Format("2006-01-02T15:04:05.999999999"), a.Severity,
+		strings.Join(a.Assets, "\x01"), strings.Join(a.Addresses, "\x01"), strings.Join(a.Techniques, "\x01"),
+		strings.Join(a.Tactics, "\x01"), a.Category, a.Text, tel, a.Raw, a.Source}, "\x00")
 }
