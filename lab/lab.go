@@ -173,6 +173,8 @@ type Lab interface {
 	Alarms() Alarms
 	// PumpServer gives the pump server's registry and counters.
 	PumpServer() PumpServer
+	// Network gives on-path positions on the hospital's HL7 links.
+	Network() Network
 	// Close stops the whole hospital and waits for it.
 	Close() error
 }

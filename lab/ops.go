@@ -183,3 +183,24 @@ type PumpServer interface {
 	// WaitOnline waits until n pumps are registered and online.
 	WaitOnline(ctx context.Context, n int) error
 }
+
+// Link is one HL7 path between two systems of the hospital.
+type Link string
+
+// The links an on-path attacker (or a tool under test) can be placed on.
+const (
+	LinkBCMAToPumpServer   Link = "bcma->pumpserver"   // PCD-03 RGV^O15
+	LinkPumpServerToBCMA   Link = "pumpserver->bcma"   // RRG^O16
+	LinkPumpServerToEHR    Link = "pumpserver->ehr"    // PCD-01, PCD-10
+	LinkPumpServerToAlarms Link = "pumpserver->alarms" // PCD-04
+)
+
+// Network gives on-path positions on the hospital's links. In process this
+// re-points the sending system at the given address; a container provider
+// places the attacker on the wire. Either way the proxy must forward to the
+// returned upstream address for the hospital to keep working.
+type Network interface {
+	// Interpose sends link's traffic to proxyAddr and returns the real
+	// upstream address; restore puts the link back.
+	Interpose(ctx context.Context, link Link, proxyAddr string) (upstream string, restore func() error, err error)
+}

@@ -17,10 +17,12 @@ import (
 // silently: a message stays queued until the peer acknowledged it (any MSA),
 // and a full queue is an error returned to the caller and counted.
 type sender struct {
-	name string
-	addr string
-	tls  *tls.Config
-	log  *slog.Logger
+	name   string
+	addrMu sync.Mutex
+	addr   string
+	redial atomic.Bool // the address changed: drop the connection before the next send
+	tls    *tls.Config
+	log    *slog.Logger
 
 	q        chan *hl7.Message
 	once     sync.Once
@@ -78,15 +80,20 @@ func (s *sender) run() {
 			return
 		}
 		for {
+			if s.redial.Swap(false) && c != nil {
+				c.Close()
+				c = nil
+			}
 			if c == nil {
+				addr := s.address()
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				var err error
-				c, err = hl7.Dial(ctx, s.addr, s.tls)
+				c, err = hl7.Dial(ctx, addr, s.tls)
 				cancel()
 				if err != nil {
 					c = nil
 					s.retries.Add(1)
-					s.log.Warn("dial failed, retrying", "dest", s.name, "addr", s.addr, "err", err)
+					s.log.Warn("dial failed, retrying", "dest", s.name, "addr", addr, "err", err)
 					if !s.wait(backoff) {
 						return
 					}
@@ -130,6 +137,22 @@ func (s *sender) wait(d time.Duration) bool {
 	case <-s.done:
 		return false
 	}
+}
+
+func (s *sender) address() string {
+	s.addrMu.Lock()
+	defer s.addrMu.Unlock()
+	return s.addr
+}
+
+// setAddress points the sender at another address; the next message goes
+// over a new connection to it.
+func (s *sender) setAddress(addr string) (old string) {
+	s.addrMu.Lock()
+	old, s.addr = s.addr, addr
+	s.addrMu.Unlock()
+	s.redial.Store(true)
+	return old
 }
 
 // pending is the number of messages not yet acknowledged by the peer: the

@@ -397,6 +397,35 @@ func (s *Server) publishPresence(c paho.Client, online bool) {
 	}
 }
 
+// Route names one outbound HL7 destination of the server.
+type Route string
+
+// The server's outbound routes.
+const (
+	RouteIOP Route = "iop" // RRG^O16 to the BCMA
+	RouteDOC Route = "doc" // PCD-01/PCD-10 to the EHR
+	RouteAM  Route = "am"  // PCD-04 to the alarm manager
+)
+
+// Reroute points an outbound route at another address (for example an
+// on-path proxy in a man-in-the-middle scenario) and returns the previous
+// address. Messages queued and not yet sent go to the new address.
+func (s *Server) Reroute(r Route, addr string) (old string, err error) {
+	var x *sender
+	switch r {
+	case RouteIOP:
+		x = s.iop
+	case RouteDOC:
+		x = s.doc
+	case RouteAM:
+		x = s.am
+	}
+	if x == nil {
+		return "", fmt.Errorf("pumpserver: reroute %s: route not configured", r)
+	}
+	return x.setAddress(addr), nil
+}
+
 // MLLPAddr is the address of the IOC listener.
 func (s *Server) MLLPAddr() string { return s.mllp.Addr() }
 
