@@ -113,40 +113,32 @@ func (f *FrameReader) octetCounted(first byte) ([]byte, error) {
 	return f.buf, nil
 }
 
-// line reads up to LF or NUL.
+// line reads up to LF or NUL; a last line without LF is a frame too (the
+// sender closed after it).
 func (f *FrameReader) line() ([]byte, error) {
 	f.buf = f.buf[:0]
 	over := false
 	for {
 		b, err := f.r.ReadByte()
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				if over {
-					return nil, &FrameError{Msg: fmt.Sprintf("line longer than the limit of %d bytes; skipped", f.max)}
-				}
-				if len(f.buf) > 0 {
-					// A last line without LF: accept it, the sender closed.
-					return f.buf, nil
-				}
+			if !errors.Is(err, io.EOF) || (len(f.buf) == 0 && !over) {
+				return nil, err
 			}
-			return nil, err
+			break
 		}
 		if b == '\n' || b == 0 {
 			break
 		}
-		if len(f.buf) >= f.max+1 { // +1: a CR before LF
+		if len(f.buf) > f.max { // room for max bytes and a CR before LF
 			over = true
 			continue
 		}
 		f.buf = append(f.buf, b)
 	}
-	if over {
-		return nil, &FrameError{Msg: fmt.Sprintf("line longer than the limit of %d bytes; skipped to the next LF", f.max)}
-	}
 	if n := len(f.buf); n > 0 && f.buf[n-1] == '\r' {
 		f.buf = f.buf[:n-1]
 	}
-	if len(f.buf) > f.max {
+	if over || len(f.buf) > f.max {
 		return nil, &FrameError{Msg: fmt.Sprintf("line longer than the limit of %d bytes; skipped to the next LF", f.max)}
 	}
 	return f.buf, nil
