@@ -185,7 +185,7 @@ func ForgeRGV(o ForgedOrder) *hl7.Message {
 		GiveCode: o.DrugCode, GiveText: o.DrugText, GiveSystem: "HOSPFORM",
 		VTBI: o.VTBI, DoseRate: o.DoseRate, DoseRateUnit: o.DoseRateUnit,
 		DrugAmount: o.DrugAmount, DrugAmountUnit: o.DrugUnit, DiluentVolume: o.Diluent,
-		Route: "IV", Device: hl7.DeviceLVP, PumpID: o.PumpID, WeightKg: o.WeightKg,
+		Route: "IV", Device: hl7.DeviceLVP, PumpID: o.PumpID, PumpAuthority: "HOSP", WeightKg: o.WeightKg,
 	})
 }
 
