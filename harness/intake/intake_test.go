@@ -290,25 +290,6 @@ func TestLoggerExample(t *testing.T) {
 	}
 }
 
-// TestDevUDPExample runs the bash /dev/udp example of docs/alerts.md.
-func TestDevUDPExample(t *testing.T) {
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash")
-	}
-	in := start(t, Config{HTTPAddr: Disabled, SyslogTCPAddr: Disabled})
-	_, port, _ := net.SplitHostPort(in.SyslogUDPAddr())
-	script := `printf '<165>1 %s ids01 pumpguard - - [pumplab@32473 technique="T0831" asset="PUMP-0007" tactic="TA0106" severity="high"] rogue rate change' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > /dev/udp/127.0.0.1/$PORT`
-	cmd := exec.Command("bash", "-c", script)
-	cmd.Env = append(os.Environ(), "PORT="+port)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	a := waitN(t, in, 1)[0]
-	if a.Tool != "pumpguard" || a.Tactics[0] != "TA0106" || a.Text != "rogue rate change" {
-		t.Fatalf("%+v", a)
-	}
-}
-
 func appendFile(t *testing.T, path, s string) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
