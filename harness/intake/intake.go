@@ -274,6 +274,26 @@ func (in *Intake) Wait(ctx context.Context, cond func([]score.Alert) bool) error
 	}
 }
 
+// WaitStats blocks until cond holds for the counters (checked now and
+// after every accepted, refused or skipped unit) or ctx is done. It awaits
+// refusals, which add no alert.
+func (in *Intake) WaitStats(ctx context.Context, cond func(Stats) bool) error {
+	for {
+		in.mu.Lock()
+		st := in.stats
+		ch := in.changed
+		in.mu.Unlock()
+		if cond(st) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("intake: wait for stats: %w", ctx.Err())
+		}
+	}
+}
+
 func (in *Intake) transport(source string) *TransportStats {
 	switch source {
 	case SourceHTTP:
@@ -328,6 +348,7 @@ func (in *Intake) refuse(source string, err error, attrs ...any) {
 func (in *Intake) skip(source string) {
 	in.mu.Lock()
 	in.transport(source).Skipped++
+	in.notifyLocked()
 	in.mu.Unlock()
 }
 

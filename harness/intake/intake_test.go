@@ -244,12 +244,8 @@ func TestSyslogTCP(t *testing.T) {
 	waitN(t, in, 5)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	for in.Stats().SyslogTCP.Refused != 4 {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("truncated frame not counted: %+v", in.Stats().SyslogTCP)
-		case <-time.After(5 * time.Millisecond): // the refusal has no alert to wait for
-		}
+	if err := in.WaitStats(ctx, func(st Stats) bool { return st.SyslogTCP.Refused == 4 }); err != nil {
+		t.Fatalf("truncated frame not counted: %v %+v", err, in.Stats().SyslogTCP)
 	}
 	if !strings.Contains(in.Stats().SyslogTCP.LastError, "connection closed inside a frame") {
 		t.Fatalf("last error %q", in.Stats().SyslogTCP.LastError)
