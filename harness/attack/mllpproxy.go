@@ -298,10 +298,11 @@ func (p *MLLPProxy) pipe(l *link, dir Direction, src net.Conn) {
 				}
 				ack := hl7.BuildAck(orig, code, nil)
 				ack.Stamp(p.cfg.Wall(), "")
+				p.cnt.forged.Add(1) // counted before the write, so that a peer that saw it sees it counted
 				if err := l.write(ToClient, ack.Bytes()); err != nil {
+					p.cnt.forged.Add(-1)
 					return
 				}
-				p.cnt.forged.Add(1)
 			}
 			continue
 		}
@@ -309,9 +310,10 @@ func (p *MLLPProxy) pipe(l *link, dir Direction, src net.Conn) {
 			p.cnt.changed.Add(1)
 			p.log.Info("mllp proxy: changed", "conn", l.id, "dir", dir, "type", orig.Type().String(), "id", orig.ControlID())
 		}
+		p.cnt.fwd.Add(1)
 		if err := l.write(dir, f.Sent); err != nil {
+			p.cnt.fwd.Add(-1)
 			return
 		}
-		p.cnt.fwd.Add(1)
 	}
 }

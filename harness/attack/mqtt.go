@@ -80,6 +80,7 @@ func DialMQTT(ctx context.Context, cfg MQTTConfig) (*MQTT, error) {
 		if err != nil {
 			return nil, err
 		}
+		Correlate(ctx, tuple(c))
 		switch uri.Scheme {
 		case "ssl", "tls", "mqtts", "tcps":
 			tc := o.TLSConfig

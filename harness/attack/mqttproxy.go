@@ -237,10 +237,11 @@ func (p *MQTTProxy) pipe(l *mqttLink, dir Direction, src net.Conn) {
 					l.smu.Unlock()
 				}
 				if ack != nil {
+					p.cnt.forged.Add(1) // counted before the write: a peer that saw it sees it counted
 					if err := l.write(back(dir), ack); err != nil {
+						p.cnt.forged.Add(-1)
 						return
 					}
-					p.cnt.forged.Add(1)
 				}
 				continue
 			}
@@ -252,11 +253,14 @@ func (p *MQTTProxy) pipe(l *mqttLink, dir Direction, src net.Conn) {
 				}
 			}
 		}
-		if err := l.write(dir, out); err != nil {
-			return
-		}
 		if pk.Type == MQTTPublish {
 			p.cnt.fwd.Add(1)
+		}
+		if err := l.write(dir, out); err != nil {
+			if pk.Type == MQTTPublish {
+				p.cnt.fwd.Add(-1)
+			}
+			return
 		}
 	}
 }
