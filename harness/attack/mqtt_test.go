@@ -236,3 +236,22 @@ func TestMQTTFloodBounds(t *testing.T) {
 		t.Fatal("flood above the duration cap accepted")
 	}
 }
+
+func TestDialMQTTFailures(t *testing.T) {
+	ctx := testCtx(t)
+	// Nothing listens on a closed loopback port: a prompt error naming the
+	// operation, not a hang.
+	_, err := DialMQTT(ctx, MQTTConfig{Broker: "tcp://127.0.0.1:1", ClientID: "x"})
+	if err == nil || !strings.Contains(err.Error(), "attack: mqtt: connect to tcp://127.0.0.1:1") {
+		t.Fatalf("dial closed port: %v", err)
+	}
+	if _, err := DialMQTT(ctx, MQTTConfig{Broker: "not a url"}); err == nil {
+		t.Fatal("bad URL accepted")
+	}
+	// A cancelled context ends the connect.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := DialMQTT(cctx, MQTTConfig{Broker: "tcp://" + startBroker(t)}); err == nil {
+		t.Fatal("connect with a cancelled context succeeded")
+	}
+}

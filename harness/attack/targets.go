@@ -47,8 +47,11 @@ func (t *Targets) AddLab(cidr string) error {
 		return fmt.Errorf("attack: targets: add lab network %q: %w", cidr, err)
 	}
 	p = p.Masked()
+	if p.Addr().Is4In6() || p.Addr().Zone() != "" {
+		return fmt.Errorf("attack: targets: add lab network %q: write IPv4 prefixes as IPv4, without a zone", cidr)
+	}
 	min := 8
-	if p.Addr().Is6() && !p.Addr().Is4In6() {
+	if p.Addr().Is6() {
 		min = 32
 	}
 	if p.Bits() < min || p.Addr().IsUnspecified() {

@@ -56,9 +56,25 @@ func TestTargetsAllowAndRefuse(t *testing.T) {
 			t.Errorf("after AddLab: Check(%q) = %v, want ErrRefused", bad, err)
 		}
 	}
-	for _, wide := range []string{"0.0.0.0/0", "10.0.0.0/7", "::/0", "2001:db8::/16", "not-a-cidr"} {
+	for _, wide := range []string{"0.0.0.0/0", "10.0.0.0/7", "::/0", "2001:db8::/16", "not-a-cidr", "::ffff:172.30.0.0/120"} {
 		if err := tg.AddLab(wide); err == nil {
 			t.Errorf("AddLab(%q) accepted", wide)
+		}
+	}
+	if l, err := tg.Listen(ctx, ""); err != nil {
+		t.Errorf("Listen on the default address: %v", err)
+	} else {
+		if a := l.Addr().(*net.TCPAddr); !a.IP.IsLoopback() {
+			t.Errorf("default listen address %v", a)
+		}
+		l.Close()
+	}
+	for _, bad := range []string{"0.0.0.0:0", ":0", "192.0.2.1:0"} {
+		if l, err := tg.Listen(ctx, bad); !errors.Is(err, ErrRefused) {
+			if l != nil {
+				l.Close()
+			}
+			t.Errorf("Listen(%q) = %v, want ErrRefused", bad, err)
 		}
 	}
 	var nilTargets *Targets // nil is loopback only
