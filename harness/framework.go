@@ -15,6 +15,8 @@ import (
 
 	"github.com/onsi/ginkgo/v2"
 
+	"github.com/pumplab/pumplab/harness/attack"
+	"github.com/pumplab/pumplab/harness/score"
 	"github.com/pumplab/pumplab/lab"
 )
 
@@ -111,6 +113,27 @@ func merge(t, o lab.Topology) lab.Topology {
 	}
 	return t
 }
+
+// Attack runs one attack step with its ground truth recorded first (see
+// attack.Do). It fills in the run id and the lab clock, and converts the
+// step's clinical window from lab time to the wall time the scorer uses.
+func (f *Framework) Attack(ctx context.Context, s attack.Step, action func(ctx context.Context) error) error {
+	r := CurrentRun()
+	s.RunID = r.ID
+	if s.Lab == nil && f.Lab != nil {
+		s.Lab = f.Lab.Clock()
+	}
+	labWindow := s.Window
+	if labWindow <= 0 {
+		labWindow = score.DefaultWindow
+	}
+	s.Window = time.Duration(float64(labWindow) / r.Speed)
+	return attack.Do(ctx, r, s, action)
+}
+
+// Observe records what the scenario observed of a step: whether its effect
+// happened, whether the pump's own safety functions caught it, the harm.
+func (f *Framework) Observe(stepID string, o score.Observed) { CurrentRun().Observe(stepID, o) }
 
 // Context returns a context bounded by d and by the spec.
 func (f *Framework) Context(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {

@@ -131,6 +131,15 @@ type Segment struct {
 	Conc       float64   // drug per mL of the running program (0 for basic fluids)
 }
 
+// PumpAlarm is an alarm active on a pump.
+type PumpAlarm struct {
+	ID       string // the alarm id, also the PCD-04 alert id
+	Code     string // e.g. occlusion_downstream
+	Priority string // PH, PM, PL, PN
+	Channel  string
+	Onset    time.Time // lab time
+}
+
 // Devices is the bedside.
 type Devices interface {
 	// Segments returns the channel's delivery history (motor truth).
@@ -140,6 +149,9 @@ type Devices interface {
 	// DDR is the delivered-dose ratio over [from, to]: drug delivered (motor
 	// truth) over drug ordered (REFERENCE.md §3.0).
 	DDR(ctx context.Context, pumpID, channel string, from, to time.Time) (float64, error)
+	// ActiveAlarms lists the alarms a pump shows now (the local truth: they
+	// sound at the bedside whether or not anyone was notified).
+	ActiveAlarms(ctx context.Context, pumpID string) ([]PumpAlarm, error)
 	// WaitState waits until the channel is in one of states.
 	WaitState(ctx context.Context, pumpID, channel string, states ...string) error
 	// InjectFault raises a fault (occlusion_downstream, air_in_line, door_open, ...).

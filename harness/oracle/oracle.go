@@ -45,14 +45,10 @@ type Order struct {
 	Conc    float64 // drug per mL (0: basic fluid, compared by volume)
 }
 
-// OrderFromTruth reads the ordered layer: its rate, or when only a drug
-// amount per hour can be derived, that divided by the concentration.
+// OrderFromTruth reads the ordered layer's pump rate. It never falls back
+// to the programmed layer: that is what an attack changes.
 func OrderFromTruth(t lab.Truth) Order {
-	o := Order{RateMLH: t.Ordered.RateMLH}
-	if o.RateMLH == 0 {
-		o.RateMLH = t.Programmed.RateMLH
-	}
-	return o
+	return Order{RateMLH: t.Ordered.RateMLH}
 }
 
 // DDR is the delivered-dose ratio over [from, to]: drug delivered over drug
@@ -112,17 +108,20 @@ func InterruptedMinutes(segs []lab.Segment, from, to time.Time) float64 {
 	return d.Minutes()
 }
 
-// AlarmHarm counts, among the alarms with onset in [from, to], those never
-// delivered to a nurse (missed) and those delivered later than lateAfter
-// after onset (late).
-func AlarmHarm(recs []lab.AlarmRecord, from, to time.Time, lateAfter time.Duration) (missed, late int) {
+// AlarmHarm counts, among the alarms with onset in [from, to], those not
+// delivered to a nurse by asOf although lateAfter has passed since their
+// onset (missed), and those delivered later than lateAfter after onset
+// (late). An undelivered alarm younger than lateAfter at asOf is not judged
+// yet.
+func AlarmHarm(recs []lab.AlarmRecord, from, to, asOf time.Time, lateAfter time.Duration) (missed, late int) {
 	for _, r := range recs {
 		if r.Onset.Before(from) || r.Onset.After(to) {
 			continue
 		}
 		switch {
-		case r.Delivered.IsZero():
+		case r.Delivered.IsZero() && asOf.Sub(r.Onset) > lateAfter:
 			missed++
+		case r.Delivered.IsZero():
 		case r.Delivered.Sub(r.Onset) > lateAfter:
 			late++
 		}
@@ -202,7 +201,7 @@ func Measure(ctx context.Context, l lab.Lab, w Window) (score.Harm, error) {
 			mine = append(mine, r)
 		}
 	}
-	h.AlarmsMissed, h.AlarmsLate = AlarmHarm(mine, w.From, w.To, w.AlarmLate)
+	h.AlarmsMissed, h.AlarmsLate = AlarmHarm(mine, w.From, w.To, l.Clock().Now(), w.AlarmLate)
 	if w.OrderID != "" {
 		doc, err := l.Clinical().Documented(ctx, w.OrderID)
 		if err != nil {

@@ -64,9 +64,10 @@ func TestAlarmHarm(t *testing.T) {
 		{Onset: at(1), Delivered: at(1).Add(5 * time.Second)},
 		{Onset: at(2), Delivered: at(2).Add(2 * time.Minute)},
 		{Onset: at(3)},
-		{Onset: at(100)}, // outside the window
+		{Onset: at(59.5)}, // not delivered, but too young to judge at 60
+		{Onset: at(100)},  // outside the window
 	}
-	missed, late := AlarmHarm(recs, at(0), at(60), time.Minute)
+	missed, late := AlarmHarm(recs, at(0), at(60), at(60), time.Minute)
 	if missed != 1 || late != 1 {
 		t.Fatalf("missed %d late %d, want 1 and 1", missed, late)
 	}

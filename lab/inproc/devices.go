@@ -21,6 +21,13 @@ func (d devices) pump(id string) (*pump.Pump, error) {
 }
 
 func layer(s pump.Setting) lab.Layer {
+	if s.RateMLH == 0 && s.DoseRate > 0 {
+		// A dose order (mcg/kg/min): its pump rate follows from the
+		// concentration and weight the layer carries.
+		if r, err := s.RateMLHOrDose(); err == nil {
+			s.RateMLH = r
+		}
+	}
 	return lab.Layer{At: s.At, OrderID: s.OrderID, DrugID: s.DrugID, RateMLH: s.RateMLH, DoseRate: s.DoseRate,
 		DoseUnit: s.DoseUnit, VolumeML: s.VolumeML, Drug: s.Drug, State: s.State}
 }
@@ -50,6 +57,18 @@ func (d devices) Segments(ctx context.Context, pumpID, channel string) ([]lab.Se
 	out := make([]lab.Segment, len(segs))
 	for i, s := range segs {
 		out[i] = lab.Segment{Start: s.Start, RateMLH: s.RateMLH, NominalMLH: s.NominalMLH, Conc: s.Conc}
+	}
+	return out, nil
+}
+
+func (d devices) ActiveAlarms(ctx context.Context, pumpID string) ([]lab.PumpAlarm, error) {
+	p, err := d.pump(pumpID)
+	if err != nil {
+		return nil, err
+	}
+	var out []lab.PumpAlarm
+	for _, a := range p.Alarms() {
+		out = append(out, lab.PumpAlarm{ID: a.AlarmID, Code: string(a.Def.Code), Priority: a.Def.Priority, Channel: a.Channel, Onset: a.Start})
 	}
 	return out, nil
 }
