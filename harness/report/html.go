@@ -291,12 +291,11 @@ func niceCeil(v float64) float64 {
 	return 10 * p
 }
 
-func fmtMs(ms float64) string {
-	switch {
-	case ms >= 60000 && math.Mod(ms, 60000) == 0:
-		return fmt.Sprintf("%gmin", ms/60000)
-	case ms >= 1000:
-		return fmt.Sprintf("%gs", ms/1000)
+// fmtTick labels an axis tick in seconds when the axis reaches 1 s, else
+// in milliseconds.
+func fmtTick(ms, axisMax float64) string {
+	if axisMax >= 1000 {
+		return fmt.Sprintf("%gs", math.Round(ms/100)/10)
 	}
 	return fmt.Sprintf("%gms", ms)
 }
@@ -334,7 +333,7 @@ func (w *htmlWriter) ttdChart(sc Scorecard, tools []string) {
 	for i := 0; i <= 5; i++ {
 		ms := xmax * float64(i) / 5
 		w.p("<line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"#d7dce2\"/>", x(ms), top, x(ms), top+rowH*float64(len(tools)))
-		w.p("<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%s</text>\n", x(ms), top+rowH*float64(len(tools))+16, esc(fmtMs(ms)))
+		w.p("<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%s</text>\n", x(ms), top+rowH*float64(len(tools))+16, esc(fmtTick(ms, xmax)))
 	}
 	for i, t := range tools {
 		y := top + rowH*float64(i) + rowH/2
