@@ -390,7 +390,9 @@ func TestSchemaCheckCanFail(t *testing.T) {
 		"properties": map[string]any{"name": map[string]any{"type": "string"}, "version": map[string]any{"type": "string"},
 			"gone": map[string]any{"type": "string"}}}
 	errs := d.checkType(reflect.TypeOf(Tool{}), s, "")
-	if !slices.ContainsFunc(errs, func(e string) bool { return strings.Contains(e, `Go field Tool.Assets ("assets") is not in the schema`) }) ||
+	if !slices.ContainsFunc(errs, func(e string) bool {
+		return strings.Contains(e, `Go field Tool.Assets ("assets") is not in the schema`)
+	}) ||
 		!slices.ContainsFunc(errs, func(e string) bool { return strings.Contains(e, `schema property "gone" is not a field`) }) {
 		t.Errorf("check misses a difference: %v", errs)
 	}
