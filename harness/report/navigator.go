@@ -11,19 +11,19 @@ import (
 
 // Layer is an ATT&CK Navigator layer (layer format 4.5).
 type Layer struct {
-	Name        string           `json:"name"`
-	Versions    LayerVersions    `json:"versions"`
-	Domain      string           `json:"domain"`
-	Description string           `json:"description"`
-	Sorting     int              `json:"sorting"`
-	Layout      LayerLayout      `json:"layout"`
-	HideDisable bool             `json:"hideDisabled"`
-	Techniques  []LayerTechnique `json:"techniques"`
-	Gradient    LayerGradient    `json:"gradient"`
-	LegendItems []LegendItem     `json:"legendItems"`
-	Metadata    []LayerMeta      `json:"metadata"`
-	ShowTactic  bool             `json:"showTacticRowBackground"`
-	SelectTech  bool             `json:"selectTechniquesAcrossTactics"`
+	Name                          string           `json:"name"`
+	Versions                      LayerVersions    `json:"versions"`
+	Domain                        string           `json:"domain"`
+	Description                   string           `json:"description"`
+	Sorting                       int              `json:"sorting"`
+	Layout                        LayerLayout      `json:"layout"`
+	HideDisabled                  bool             `json:"hideDisabled"`
+	Techniques                    []LayerTechnique `json:"techniques"`
+	Gradient                      LayerGradient    `json:"gradient"`
+	LegendItems                   []LegendItem     `json:"legendItems"`
+	Metadata                      []LayerMeta      `json:"metadata"`
+	ShowTacticRowBackground       bool             `json:"showTacticRowBackground"`
+	SelectTechniquesAcrossTactics bool             `json:"selectTechniquesAcrossTactics"`
 }
 
 // LayerVersions are the ATT&CK, Navigator and layer format versions.
@@ -35,24 +35,24 @@ type LayerVersions struct {
 
 // LayerLayout is how Navigator lays the matrix out.
 type LayerLayout struct {
-	Layout         string `json:"layout"`
-	AggregateFunc  string `json:"aggregateFunction"`
-	ShowID         bool   `json:"showID"`
-	ShowName       bool   `json:"showName"`
-	ShowAggregate  bool   `json:"showAggregateScores"`
-	CountUnscored  bool   `json:"countUnscored"`
-	ExpandedSubtec string `json:"expandedSubtechniques"`
+	Layout                string `json:"layout"`
+	AggregateFunction     string `json:"aggregateFunction"`
+	ShowID                bool   `json:"showID"`
+	ShowName              bool   `json:"showName"`
+	ShowAggregateScores   bool   `json:"showAggregateScores"`
+	CountUnscored         bool   `json:"countUnscored"`
+	ExpandedSubtechniques string `json:"expandedSubtechniques"`
 }
 
 // LayerTechnique is one technique of a layer. No tactic is set: the
 // entry applies to the technique under every tactic it belongs to.
 type LayerTechnique struct {
-	TechniqueID string      `json:"techniqueID"`
-	Score       int         `json:"score"`
-	Comment     string      `json:"comment"`
-	Enabled     bool        `json:"enabled"`
-	Metadata    []LayerMeta `json:"metadata"`
-	ShowSubs    bool        `json:"showSubtechniques"`
+	TechniqueID       string      `json:"techniqueID"`
+	Score             int         `json:"score"`
+	Comment           string      `json:"comment"`
+	Enabled           bool        `json:"enabled"`
+	Metadata          []LayerMeta `json:"metadata"`
+	ShowSubtechniques bool        `json:"showSubtechniques"`
 }
 
 // LayerGradient colours scores from MinValue to MaxValue.
@@ -140,12 +140,12 @@ func NavigatorLayer(sc Scorecard) Layer {
 		Description: fmt.Sprintf("pumplab run %s, posture %s: score = best detection category across tools "+
 			"(0 none, 1 telemetry, 2 general, 3 tactic, 4 technique) on the steps exercising the technique.",
 			sc.Run.ID, sc.Run.Posture.Name),
-		Layout:     LayerLayout{Layout: "side", AggregateFunc: "max", ShowID: true, ShowName: true, ExpandedSubtec: "none"},
+		Layout:     LayerLayout{Layout: "side", AggregateFunction: "max", ShowID: true, ShowName: true, ExpandedSubtechniques: "none"},
 		Techniques: make([]LayerTechnique, 0, len(ids)),
 		Gradient:   LayerGradient{Colors: navigatorColors, MinValue: 0, MaxValue: 4},
 		Metadata: []LayerMeta{{Name: "run", Value: sc.Run.ID}, {Name: "posture", Value: sc.Run.Posture.Name},
 			{Name: "pumplab", Value: sc.Run.PumplabVersion}, {Name: "schema", Value: SchemaVersion}},
-		ShowTactic: true,
+		ShowTacticRowBackground: true,
 	}
 	for i, c := range []score.Category{score.CategoryNone, score.CategoryTelemetry, score.CategoryGeneral, score.CategoryTactic, score.CategoryTechnique} {
 		l.LegendItems = append(l.LegendItems, LegendItem{Label: fmt.Sprintf("%d %s", i, c), Color: navigatorColors[i]})
