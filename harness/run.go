@@ -27,6 +27,7 @@ type Run struct {
 	observed map[string]score.Observed
 	evidence []score.Evidence
 	hooks    []func(score.Step)
+	endHooks []func(score.Step)
 	started  map[string]bool
 }
 
@@ -48,13 +49,26 @@ func (r *Run) Record(ctx context.Context, s score.Step) error {
 	first := !r.started[s.StepID]
 	r.started[s.StepID] = true
 	hooks := append([]func(score.Step){}, r.hooks...)
+	ends := append([]func(score.Step){}, r.endHooks...)
 	r.mu.Unlock()
 	if first {
 		for _, h := range hooks {
 			h(s)
 		}
 	}
+	if !s.End.IsZero() {
+		for _, h := range ends {
+			h(s)
+		}
+	}
 	return nil
+}
+
+// OnStepEnd registers f to be called with a step's final record (End set).
+func (r *Run) OnStepEnd(f func(score.Step)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.endHooks = append(r.endHooks, f)
 }
 
 // OnStep registers f to be called when a step is recorded, before it acts

@@ -42,8 +42,8 @@ type BuiltinTool struct {
 
 // StartBuiltinTool starts a built-in tool that posts to the intake at
 // alertsURL (http://host:port, the intake's HTTPURL). assets are what the
-// noisy tool alerts on; late is how long after a step's start the late
-// oracle waits (its clinical window plus tolerance).
+// noisy tool alerts on; late is how long after the end of a step's clinical
+// window the late oracle alerts (the scorer's tolerance and a margin).
 func StartBuiltinTool(name, alertsURL string, run *Run, assets []string, noisyEvery, late time.Duration) (*BuiltinTool, error) {
 	t := &BuiltinTool{Name: name, url: strings.TrimRight(alertsURL, "/") + "/v1/alerts",
 		client: &http.Client{Timeout: 5 * time.Second}, stop: make(chan struct{})}
@@ -52,12 +52,17 @@ func StartBuiltinTool(name, alertsURL string, run *Run, assets []string, noisyEv
 	case ToolOracle:
 		run.OnStep(func(s score.Step) { t.post(oracleAlert(name, s)) })
 	case ToolLate:
-		run.OnStep(func(s score.Step) {
+		run.OnStepEnd(func(s score.Step) {
+			window := s.Window
+			if window <= 0 {
+				window = score.DefaultWindow
+			}
+			wait := time.Until(s.End.Add(window + late))
 			t.wg.Add(1)
 			go func() {
 				defer t.wg.Done()
 				select {
-				case <-time.After(late):
+				case <-time.After(wait):
 				case <-t.stop:
 					return
 				}

@@ -15,6 +15,7 @@ import (
 	"github.com/onsi/gomega"
 
 	"github.com/pumplab/pumplab/harness"
+	"github.com/pumplab/pumplab/harness/report"
 	"github.com/pumplab/pumplab/lab"
 	_ "github.com/pumplab/pumplab/scenarios" // the suite the binary carries
 )
@@ -34,7 +35,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	topologyFlags(fs, &t, 300)
 	out := fs.String("out", "out", "directory for the run's reports (a subdirectory per run)")
 	labName := fs.String("lab", "inproc", "lab provider")
-	filter := fs.String("label-filter", "", "Ginkgo label filter, e.g. 'control && !CTL-04'")
+	filter := fs.String("label-filter", "", "Ginkgo label filter, e.g. 'kind:control && !CTL-04'")
+	posture := fs.String("posture", "legacy", "security posture (available in this build: legacy)")
+	var tools multiFlag
+	fs.Var(&tools, "tool", "tool under test, repeatable; built in: null, oracle, noisy, late")
 	verbose := fs.Bool("v", false, "verbose spec output")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -42,12 +46,19 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if _, err := lab.Lookup(*labName); err != nil {
 		return fmt.Errorf("--lab: %w", err)
 	}
+	if *posture != "legacy" {
+		return fmt.Errorf("--posture %q: unknown posture (available in this build: legacy)", *posture)
+	}
 	runID := fmt.Sprintf("%s-s%d", time.Now().UTC().Format("20060102T150405Z"), t.Seed)
 	dir := filepath.Join(*out, runID)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
 	harness.Use(*labName, t)
+	sc, err := startScoring(ctx, runID, *posture, tools, t)
+	if err != nil {
+		return err
+	}
 
 	suite, reporter := ginkgo.GinkgoConfiguration()
 	suite.RandomSeed = t.Seed
@@ -66,11 +77,15 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "pumplab run %s: lab %s, %d pumps, seed %d, clock x%g -> %s\n", runID, *labName, t.Pumps, t.Seed, t.Speed, dir)
 	ginkgo.RunSpecs(ft, "pumplab scenarios", suite, reporter)
 
-	summary := summarize(runID, *labName, t, report)
-	if err := os.WriteFile(filepath.Join(dir, "summary.md"), []byte(summary), 0o644); err != nil {
-		return err
+	card, notes, err := sc.finish(dir, runID, *labName, t, report)
+	if err != nil {
+		return fmt.Errorf("reports: %w", err)
 	}
 	printTable(stdout, report)
+	printScores(stdout, card)
+	for _, n := range notes {
+		fmt.Fprintf(stdout, "note: %s\n", n)
+	}
 	fmt.Fprintf(stdout, "\nreports: %s\n", dir)
 	if ft.failed || !report.SuiteSucceeded {
 		return fmt.Errorf("suite failed (see %s)", filepath.Join(dir, "summary.md"))
@@ -99,25 +114,6 @@ func printTable(w io.Writer, r types.Report) {
 	tw.Flush()
 }
 
-func summarize(runID, labName string, t lab.Topology, r types.Report) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# pumplab run %s\n\nLab `%s`, %d pumps, seed %d, clock x%g. Not for clinical use.\n\n", runID, labName, t.Pumps, t.Seed, t.Speed)
-	fmt.Fprintf(&b, "| Scenario | State | Duration | Spec |\n|---|---|---|---|\n")
-	for _, s := range r.SpecReports {
-		if s.LeafNodeType != types.NodeTypeIt {
-			continue
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", scenarioID(s), s.State, s.RunTime.Round(time.Millisecond), s.FullText())
-		for _, e := range s.ReportEntries {
-			fmt.Fprintf(&b, "|  | | | %s: %s |\n", e.Name, e.StringRepresentation())
-		}
-		if s.Failed() {
-			fmt.Fprintf(&b, "|  | | | failure: %s |\n", strings.ReplaceAll(s.Failure.Message, "\n", " "))
-		}
-	}
-	return b.String()
-}
-
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
@@ -125,4 +121,28 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func printScores(w io.Writer, sc report.Scorecard) {
+	if len(sc.Steps) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nSTEP\tPROTECTION\tHARM\tOUTCOME")
+	for _, v := range sc.Steps {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", v.StepID, v.Protection, v.Harm.Occurred, v.Outcome)
+	}
+	if len(sc.Aggregates) > 0 {
+		fmt.Fprintln(tw, "\nTOOL\tVISIBILITY\tTECHNIQUE\tFALSE POSITIVES\tTTD p50 ms\tSCORE")
+		for _, a := range sc.Aggregates {
+			fmt.Fprintf(tw, "%s\t%.0f%%\t%.0f%%\t%d\t%d\t%.1f\n", a.Tool, 100*a.Visibility, 100*a.TechniqueCoverage, a.FalsePositives, a.TTD.P50, a.Score)
+		}
+	}
+	tw.Flush()
 }

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/pumplab/pumplab/harness"
+	"github.com/pumplab/pumplab/harness/intake"
+	"github.com/pumplab/pumplab/harness/report"
+	"github.com/pumplab/pumplab/harness/score"
+	"github.com/pumplab/pumplab/lab"
+)
+
+// scoring is the scoring side of one `pumplab run`: the alert intake, the
+// tools under test, and, after the suite, the scorer and the reports.
+type scoring struct {
+	run     *harness.Run
+	intake  *intake.Intake
+	tools   []*harness.BuiltinTool
+	names   []string
+	opt     score.Options
+	posture string
+	start   time.Time
+}
+
+// scoreOptions scales the scorer's wall-time tolerances to the lab clock:
+// a 30 s tolerance at x300 would be two and a half lab hours.
+func scoreOptions(speed float64) score.Options {
+	tol := time.Duration(float64(score.DefaultTolerance) / speed)
+	if tol < 500*time.Millisecond {
+		tol = 500 * time.Millisecond
+	}
+	late := time.Duration(float64(score.DefaultMaxLateness) / speed)
+	if late < 5*time.Second {
+		late = 5 * time.Second
+	}
+	return score.Options{Tolerance: tol, MaxLateness: late}
+}
+
+func startScoring(ctx context.Context, runID, posture string, tools []string, t lab.Topology) (*scoring, error) {
+	t = t.WithDefaults()
+	s := &scoring{run: harness.NewRun(runID, t.Speed), opt: scoreOptions(t.Speed), posture: posture, start: time.Now()}
+	harness.UseRun(s.run)
+	s.intake = intake.New(intake.Config{})
+	if err := s.intake.Start(ctx); err != nil {
+		return nil, fmt.Errorf("alert intake: %w", err)
+	}
+	assets := []string{"pumpserver", "alarm-manager", "ehr", "emar-bcma"}
+	for i := 1; i <= t.Pumps; i++ {
+		assets = append(assets, lab.PumpID(i))
+	}
+	late := s.opt.Tolerance + time.Second
+	for _, name := range tools {
+		bt, err := harness.StartBuiltinTool(name, s.intake.HTTPURL(), s.run, assets, time.Second, late)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("--tool: %w", err)
+		}
+		s.tools = append(s.tools, bt)
+		s.names = append(s.names, name)
+	}
+	return s, nil
+}
+
+func (s *scoring) close() {
+	if s.intake != nil {
+		s.intake.Close()
+	}
+}
+
+// finish stops the tools, scores the run and writes the reports.
+func (s *scoring) finish(dir, runID, labName string, t lab.Topology, gr types.Report) (report.Scorecard, []string, error) {
+	defer s.close()
+	t = t.WithDefaults()
+	var notes []string
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, bt := range s.tools {
+		n, err := bt.Stop(ctx)
+		if err != nil {
+			notes = append(notes, err.Error())
+		}
+		if n == 0 && bt.Name != harness.ToolNull {
+			notes = append(notes, fmt.Sprintf("tool %s delivered no alert", bt.Name))
+		}
+	}
+	end := time.Now()
+	steps := s.run.Steps()
+	alerts := s.intake.Alerts()
+	var scopes []score.Scope
+	var tools []report.Tool
+	for _, n := range s.names {
+		scopes = append(scopes, score.Scope{Tool: n})
+		tools = append(tools, report.Tool{Name: n, Version: "builtin"})
+	}
+	in := score.Inputs{Steps: steps, Evidence: s.run.Evidence(), Alerts: alerts, Tools: scopes}
+	verdicts := score.ScoreSteps(steps, s.run.Observed(), in, s.opt)
+	fps := score.FalsePositives(steps, alerts, s.opt)
+	var scen []report.Scenario
+	byID := map[string]harness.Scenario{}
+	for _, sc := range harness.Scenarios() {
+		byID[sc.ID] = sc
+	}
+	labHours := 0.0
+	for _, sr := range gr.SpecReports {
+		if sr.LeafNodeType != types.NodeTypeIt {
+			continue
+		}
+		id := scenarioID(sr)
+		reg := byID[id]
+		rs := report.Scenario{ID: id, Kind: reg.Kind(), Title: reg.Title, State: specState(sr),
+			DurationMs: sr.RunTime.Milliseconds(), Start: sr.StartTime, End: sr.EndTime,
+			Areas: reg.Values("area"), Techniques: reg.Values("technique")}
+		if sr.Failed() {
+			rs.Reason = strings.TrimSpace(sr.Failure.Message)
+		}
+		for _, e := range sr.ReportEntries {
+			rs.Entries = append(rs.Entries, report.Entry{Name: e.Name, Value: e.StringRepresentation()})
+		}
+		if sr.State.Is(types.SpecStatePassed | types.SpecStateFailed) {
+			labHours += sr.RunTime.Hours() * t.Speed
+		}
+		scen = append(scen, rs)
+	}
+	if len(scen) == 0 {
+		notes = append(notes, "no scenario ran")
+	}
+	sc := report.Build(report.Input{
+		Run: report.Run{ID: runID, Start: s.start, End: end, Seed: t.Seed, Provider: labName,
+			Posture: report.Posture{Name: s.posture, Controls: []string{}}, BaselinePosture: "legacy", Tools: tools,
+			Pumps: t.Pumps, ClockSpeed: t.Speed, DeviceHours: float64(t.Pumps) * labHours, PumplabVersion: version},
+		Scenarios: scen, Verdicts: verdicts, FalsePositives: fps, Notes: notes,
+	})
+	if err := report.Write(dir, sc, steps, alerts); err != nil {
+		return sc, notes, err
+	}
+	return sc, notes, nil
+}
+
+func specState(sr types.SpecReport) string {
+	switch {
+	case sr.State.Is(types.SpecStatePassed):
+		return "passed"
+	case sr.State.Is(types.SpecStateSkipped | types.SpecStatePending):
+		return "skipped"
+	default:
+		return "failed"
+	}
+}
+
+// version is the pumplab version written in reports.
+const version = "0.1.0-dev"
