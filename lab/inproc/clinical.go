@@ -62,8 +62,13 @@ func (l *Lab) startClinical(ctx context.Context) error {
 		return err
 	}
 	l.onClose(c.EHR.Close)
+	// The wait for RRG^O16 is a network wait: at a high clock speed 30 lab
+	// seconds are a few wall milliseconds, less than a loaded machine needs
+	// for the PCD-03 round trip through broker and pump. Give it at least
+	// 10 s of wall time.
+	rrg := max(30*time.Second, time.Duration(float64(10*time.Second)*l.topo.Speed))
 	c.EMAR = emar.New(emar.Config{Addr: emarAddr, IOCAddr: c.iocAddr, EHRAddr: ehrAddr, Clock: l.clk,
-		Logger: l.log.With("component", "emar")})
+		Logger: l.log.With("component", "emar"), RRGTimeout: rrg})
 	if err := c.EMAR.Start(ctx); err != nil {
 		return err
 	}
