@@ -39,7 +39,7 @@ var _ = Describe("ATK-10 forged PCD-03 from a rogue programmer", harness.Registe
 		By("the rogue programmer sending a forged PCD-03 (ORC-1 XO) at 0.15 mcg/kg/min")
 		step := attack.Step{ScenarioID: "ATK-10", StepID: "ATK-10/1",
 			Techniques: []string{"T0855", "T0848", "T0836", "T0831"}, Tactic: "TA0106",
-			Assets: []string{pumpID, "pumpserver", ioc}, Criteria: "the pump delivers the forged dose",
+			Assets: []string{pumpID, "pumpserver"}, Correlation: []string{"mllp:" + ioc}, Criteria: "the pump delivers the forged dose",
 			Control: "order-crosscheck", Window: 15 * time.Minute}
 		err = f.Attack(w, step, func(ctx context.Context) error {
 			m := attack.ForgeRGV(attack.ForgedOrder{PumpID: pumpID, MRN: th.MRN, PlacerOrder: th.OrderID, OrderControl: "XO",

@@ -54,6 +54,8 @@ func main() {
 // errUsage marks an error whose message already went out with the usage.
 var errUsage = errors.New("usage")
 
+var flagErrHelp = flag.ErrHelp
+
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
@@ -83,6 +85,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
+		}
+		if errors.Is(err, errRegressed) {
+			return 1
 		}
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintf(stderr, "pumplab %s: %v\n", args[0], err)

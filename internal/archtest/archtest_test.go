@@ -70,6 +70,8 @@ var rules = []rule{
 		Why: "scoring is a pure model: no Ginkgo, no Gomega"},
 	{From: "harness/report", Forbid: func(d string) bool { return strings.HasPrefix(d, "github.com/onsi/") },
 		Why: "reports are a pure model: no Ginkgo, no Gomega"},
+	{From: "harness/compare", Forbid: func(d string) bool { return strings.HasPrefix(d, "github.com/onsi/") },
+		Why: "regression gating reads scorecards: no Ginkgo, no Gomega"},
 	{From: "scenarios", Forbid: func(d string) bool {
 		for _, s := range []string{"pump", "pumpserver", "alarms", "emar", "ehr"} {
 			if under(d, "simulators/"+s) {
