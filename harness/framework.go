@@ -141,7 +141,8 @@ func (f *Framework) Context(parent context.Context, d time.Duration) (context.Co
 }
 
 // dumpEvidence writes what the lab knows to the Ginkgo writer: pump
-// registry, alarm records. It runs before the lab is closed.
+// registry, alarm records, the truth layers of channels with a therapy, and
+// the run's ground truth. It runs before the lab is closed.
 func (f *Framework) dumpEvidence() {
 	if f.Lab == nil {
 		return
@@ -157,5 +158,19 @@ func (f *Framework) dumpEvidence() {
 	if as, err := f.Lab.Alarms().Records(ctx); err == nil {
 		b, _ := json.Marshal(as)
 		fmt.Fprintf(w, "alarms: %s\n", b)
+	}
+	// Truth layers of every channel A that carries an order or a program.
+	for _, id := range f.Lab.Pumps() {
+		t, err := f.Lab.Devices().Truth(ctx, id, "A")
+		if err != nil || (t.Ordered.OrderID == "" && t.Programmed.OrderID == "" && t.Programmed.RateMLH == 0) {
+			continue
+		}
+		b, _ := json.Marshal(t)
+		fmt.Fprintf(w, "truth %s/A: %s\n", id, b)
+	}
+	r := CurrentRun()
+	if steps := r.Steps(); len(steps) > 0 {
+		b, _ := json.Marshal(steps)
+		fmt.Fprintf(w, "ground truth: %s\n", b)
 	}
 }
