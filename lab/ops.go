@@ -189,8 +189,17 @@ type PumpInfo struct {
 	LastSeen                     time.Time
 }
 
+// Presence is one change of a pump's online state at the pump server.
+type Presence struct {
+	PumpID string
+	Online bool
+	At     time.Time // lab time
+}
+
 // PumpServer is the pump server.
 type PumpServer interface {
+	// Presence returns every online/offline change the server saw, in order.
+	Presence(ctx context.Context) ([]Presence, error)
 	Pumps(ctx context.Context) ([]PumpInfo, error)
 	// WaitOnline waits until n pumps are registered and online.
 	WaitOnline(ctx context.Context, n int) error

@@ -202,6 +202,9 @@ func Measure(ctx context.Context, l lab.Lab, w Window) (score.Harm, error) {
 		}
 	}
 	h.AlarmsMissed, h.AlarmsLate = AlarmHarm(mine, w.From, w.To, l.Clock().Now(), w.AlarmLate)
+	if pres, err := l.PumpServer().Presence(ctx); err == nil {
+		h.PumpMinutesOffline = PumpMinutesOffline(pres, []string{w.PumpID}, w.From, w.To)
+	}
 	if w.OrderID != "" {
 		doc, err := l.Clinical().Documented(ctx, w.OrderID)
 		if err != nil {

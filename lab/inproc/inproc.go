@@ -293,4 +293,12 @@ func (s serverView) Pumps(ctx context.Context) ([]lab.PumpInfo, error) {
 	return out, nil
 }
 
+func (s serverView) Presence(ctx context.Context) ([]lab.Presence, error) {
+	var out []lab.Presence
+	for _, p := range s.l.Server.PresenceHistory() {
+		out = append(out, lab.Presence{PumpID: p.PumpID, Online: p.Online, At: p.At})
+	}
+	return out, nil
+}
+
 func (s serverView) WaitOnline(ctx context.Context, n int) error { return s.l.WaitOnline(ctx, n) }

@@ -117,9 +117,10 @@ type channelOrder struct {
 }
 
 type pumpRec struct {
-	info     PumpInfo
-	statusTS time.Time                // envelope time of the last status (PCD-01 OBR-7)
-	orders   map[string]*channelOrder // by channel
+	info         PumpInfo
+	seenPresence bool
+	statusTS     time.Time                // envelope time of the last status (PCD-01 OBR-7)
+	orders       map[string]*channelOrder // by channel
 }
 
 // waiter is a Command waiting for the ack of one pump.
@@ -155,6 +156,7 @@ type Server struct {
 	alertSt  map[string][]hl7.AlertStatus // PCD-05 by alarm id
 	notify   chan struct{}                // closed and replaced on every change
 	receipts chan [2]string               // (pump id, envelope id) awaiting a receipt
+	presHist []Presence                   // online/offline changes
 
 	// session tags the MSH-10 of every message this server sends: receivers
 	// deduplicate on sender and MSH-10, so a restarted server must not
@@ -534,12 +536,12 @@ func (s *Server) handleMessage(topic string, payload []byte) {
 		s.st.statusIn.Add(1)
 		rec.info.Status = *b
 		rec.statusTS = env.TS
-		rec.info.Online = true
+		s.setOnline(rec, true, now)
 		rec.info.Firmware = b.Firmware
 		rec.info.LibraryVersion = b.LibraryVersion
 		rec.info.PendingLibrary = b.PendingLibrary
 	case *pumpwire.Online:
-		rec.info.Online = b.Online
+		s.setOnline(rec, b.Online, now)
 		if b.Model != "" {
 			rec.info.Model = b.Model
 		}
@@ -580,6 +582,36 @@ func (s *Server) handleMessage(topic string, payload []byte) {
 		s.forwardAlarm(rec, env, b)
 	}
 	s.changed()
+}
+
+// Presence is one change of a pump's online state as the server saw it
+// (status or online messages, and the broker-published last will).
+type Presence struct {
+	PumpID string
+	Online bool
+	At     time.Time // lab time at the server
+}
+
+// setOnline records a presence change. Called with s.mu held.
+func (s *Server) setOnline(rec *pumpRec, online bool, at time.Time) {
+	if rec.info.Online == online && rec.seenPresence {
+		return
+	}
+	rec.seenPresence = true
+	rec.info.Online = online
+	if len(s.presHist) < maxPresence {
+		s.presHist = append(s.presHist, Presence{PumpID: rec.info.ID, Online: online, At: at})
+	}
+}
+
+// maxPresence bounds the presence history.
+const maxPresence = 1 << 20
+
+// PresenceHistory returns every presence change, in order.
+func (s *Server) PresenceHistory() []Presence {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Presence(nil), s.presHist...)
 }
 
 // dup reports whether an event or alarm envelope id was already taken in
