@@ -142,7 +142,8 @@ func (f *Framework) Context(parent context.Context, d time.Duration) (context.Co
 
 // dumpEvidence writes what the lab knows to the Ginkgo writer: pump
 // registry, alarm records, the truth layers of channels with a therapy, and
-// the run's ground truth. It runs before the lab is closed.
+// the run's ground truth and the tools' latest alerts. It runs before the
+// lab is closed.
 func (f *Framework) dumpEvidence() {
 	if f.Lab == nil {
 		return
@@ -172,5 +173,13 @@ func (f *Framework) dumpEvidence() {
 	if steps := r.Steps(); len(steps) > 0 {
 		b, _ := json.Marshal(steps)
 		fmt.Fprintf(w, "ground truth: %s\n", b)
+	}
+	if as := r.Alerts(); len(as) > 0 {
+		if len(as) > 20 {
+			fmt.Fprintf(w, "alerts: %d, the last 20:\n", len(as))
+			as = as[len(as)-20:]
+		}
+		b, _ := json.Marshal(as)
+		fmt.Fprintf(w, "alerts: %s\n", b)
 	}
 }

@@ -26,6 +26,7 @@ type Run struct {
 	mu       sync.Mutex
 	observed map[string]score.Observed
 	evidence []score.Evidence
+	alerts   func() []score.Alert
 	hooks    []func(score.Step)
 	endHooks []func(score.Step)
 	started  map[string]bool
@@ -77,6 +78,25 @@ func (r *Run) OnStep(f func(score.Step)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.hooks = append(r.hooks, f)
+}
+
+// SetAlertSource tells the run where the tools' alerts are (the entry
+// point's intake), so that failure evidence can show them.
+func (r *Run) SetAlertSource(f func() []score.Alert) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.alerts = f
+}
+
+// Alerts returns the tools' alerts so far (none without a source).
+func (r *Run) Alerts() []score.Alert {
+	r.mu.Lock()
+	f := r.alerts
+	r.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return f()
 }
 
 // Observe records what was observed of a step after it ran.

@@ -49,6 +49,7 @@ func startScoring(ctx context.Context, runID, posture string, tools []string, t 
 	if err := s.intake.Start(ctx); err != nil {
 		return nil, fmt.Errorf("alert intake: %w", err)
 	}
+	s.run.SetAlertSource(s.intake.Alerts)
 	assets := []string{"pumpserver", "alarm-manager", "ehr", "emar-bcma"}
 	for i := 1; i <= t.Pumps; i++ {
 		assets = append(assets, lab.PumpID(i))
