@@ -39,6 +39,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	posture := fs.String("posture", "legacy", "security posture (available in this build: legacy)")
 	var tools multiFlag
 	fs.Var(&tools, "tool", "tool under test, repeatable; built in: null, oracle, noisy, late")
+	var in intakeFlags
+	fs.StringVar(&in.HTTP, "alerts-http", "127.0.0.1:0", "alert intake: HTTP POST /v1/alerts listen address (- disables)")
+	fs.StringVar(&in.SyslogUDP, "alerts-syslog-udp", "127.0.0.1:0", "alert intake: syslog RFC 5424 over UDP (- disables)")
+	fs.StringVar(&in.SyslogTCP, "alerts-syslog-tcp", "127.0.0.1:0", "alert intake: syslog RFC 5424 over TCP (- disables)")
+	var files multiFlag
+	fs.Var(&files, "alerts-file", "alert intake: tail a JSON-lines or eve.json file, [tool=]path, repeatable")
 	verbose := fs.Bool("v", false, "verbose spec output")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -55,10 +61,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("--out: %w", err)
 	}
 	harness.Use(*labName, t)
-	sc, err := startScoring(ctx, runID, *posture, tools, t)
+	in.Files = files
+	sc, err := startScoring(ctx, runID, *posture, tools, t, in)
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(stdout, "alert intake: %s/v1/alerts, syslog udp %s, syslog tcp %s\n", sc.intake.HTTPURL(), sc.intake.SyslogUDPAddr(), sc.intake.SyslogTCPAddr())
 
 	suite, reporter := ginkgo.GinkgoConfiguration()
 	suite.RandomSeed = t.Seed

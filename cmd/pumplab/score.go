@@ -41,11 +41,25 @@ func scoreOptions(speed float64) score.Options {
 	return score.Options{Tolerance: tol, MaxLateness: late}
 }
 
-func startScoring(ctx context.Context, runID, posture string, tools []string, t lab.Topology) (*scoring, error) {
+// intakeFlags are where tools under test send alerts.
+type intakeFlags struct {
+	HTTP, SyslogUDP, SyslogTCP string
+	Files                      []string
+}
+
+func startScoring(ctx context.Context, runID, posture string, tools []string, t lab.Topology, in intakeFlags) (*scoring, error) {
 	t = t.WithDefaults()
 	s := &scoring{run: harness.NewRun(runID, t.Speed), opt: scoreOptions(t.Speed), posture: posture, start: time.Now()}
 	harness.UseRun(s.run)
-	s.intake = intake.New(intake.Config{})
+	var files []intake.File
+	for _, f := range in.Files {
+		tool, path, ok := strings.Cut(f, "=")
+		if !ok {
+			tool, path = "", f
+		}
+		files = append(files, intake.File{Path: path, Tool: tool})
+	}
+	s.intake = intake.New(intake.Config{HTTPAddr: in.HTTP, SyslogUDPAddr: in.SyslogUDP, SyslogTCPAddr: in.SyslogTCP, Files: files})
 	if err := s.intake.Start(ctx); err != nil {
 		return nil, fmt.Errorf("alert intake: %w", err)
 	}
