@@ -88,6 +88,20 @@ func New(name string) *Framework {
 		}
 		f.Lab = l
 		ginkgo.DeferCleanup(func() error { return l.Close() })
+		// Runs before Close: the controls' evidence goes to the run record.
+		ginkgo.DeferCleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			ev, err := l.Evidence(ctx)
+			if err != nil {
+				fmt.Fprintf(ginkgo.GinkgoWriter, "evidence of %s: %v\n", f.Name, err)
+				return
+			}
+			r := CurrentRun()
+			for _, e := range ev {
+				r.AddEvidence(score.Evidence{Control: e.Control, Time: e.Time, Target: e.Target, Action: e.Action, Reason: e.Reason, Ref: e.Ref})
+			}
+		})
 		ginkgo.DeferCleanup(func() {
 			if ginkgo.CurrentSpecReport().Failed() {
 				f.dumpEvidence()
@@ -129,6 +143,22 @@ func (f *Framework) Attack(ctx context.Context, s attack.Step, action func(ctx c
 	}
 	s.Window = time.Duration(float64(labWindow) / r.Speed)
 	return attack.Do(ctx, r, s, action)
+}
+
+// ControlOn reports whether the lab enforces a posture control (e.g.
+// order-crosscheck), so that a scenario can state what it expects: blocked
+// with the control, harm without.
+func (f *Framework) ControlOn(name string) bool {
+	if f.Lab == nil {
+		return false
+	}
+	enforced, _ := f.Lab.Controls()
+	for _, c := range enforced {
+		if c == name {
+			return true
+		}
+	}
+	return false
 }
 
 // Observe records what the scenario observed of a step: whether its effect

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pumplab/pumplab/clock"
+	"github.com/pumplab/pumplab/lab/posture"
 )
 
 // Topology is the requested hospital. Its zero value is a valid default lab.
@@ -45,6 +46,9 @@ type Topology struct {
 	Nurse NurseModel
 	// Nurses is the number of nurse communicators; default 2 (primary and charge).
 	Nurses int
+	// Posture is the security posture; nil means the built-in legacy
+	// posture (flat trust, no controls).
+	Posture *posture.Posture
 }
 
 // NurseModel parameterises the simulated nurses. Latencies are lab time,
@@ -175,6 +179,11 @@ type Lab interface {
 	PumpServer() PumpServer
 	// Network gives on-path positions on the hospital's HL7 links.
 	Network() Network
+	// Controls reports which of the posture's controls this lab enforces
+	// and which it does not implement (those must not be scored as if on).
+	Controls() (enforced, unsupported []string)
+	// Evidence returns what the controls did so far (blocked, allowed...).
+	Evidence(ctx context.Context) ([]Evidence, error)
 	// Close stops the whole hospital and waits for it.
 	Close() error
 }

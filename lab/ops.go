@@ -225,3 +225,14 @@ type Network interface {
 	// upstream address; restore puts the link back.
 	Interpose(ctx context.Context, link Link, proxyAddr string) (upstream string, restore func() error, err error)
 }
+
+// Evidence is a control acting in the lab: what, when, on what, why.
+type Evidence struct {
+	Control string    // e.g. order-crosscheck
+	Time    time.Time // wall time (the scorer's clock)
+	LabTime time.Time
+	Target  string // asset it protected (pump id, service)
+	Action  string // blocked, allowed
+	Reason  string
+	Ref     string // message id or connection it acted on
+}

@@ -55,6 +55,26 @@ var _ = Describe("ATK-10 forged PCD-03 from a rogue programmer", harness.Registe
 		})
 		Expect(err).NotTo(HaveOccurred())
 
+		if f.ControlOn("order-crosscheck") {
+			By("the order cross-check refusing the PCD-03: no BCMA scan matches it")
+			Eventually(func(g Gomega) {
+				ev, err := f.Lab.Evidence(w)
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(ev).To(ContainElement(HaveField("Control", "order-crosscheck")))
+			}).WithContext(w).WithPolling(20 * time.Millisecond).Should(Succeed())
+			from := f.Lab.Clock().Now()
+			Expect(clock.Sleep(w, f.Lab.Clock(), 10*time.Minute)).To(Succeed())
+			harm, err := oracle.Measure(w, f.Lab, oracle.Window{PumpID: pumpID, Channel: "A", From: from, To: f.Lab.Clock().Now(), HighAlert: true})
+			Expect(err).NotTo(HaveOccurred())
+			t, err := f.Lab.Devices().Truth(w, pumpID, "A")
+			Expect(err).NotTo(HaveOccurred())
+			f.Observe(step.StepID, score.Observed{Effect: t.Delivered.RateMLH > 1.5*th.RateMLH, Harm: harm})
+			AddReportEntry("DDR", fmt.Sprintf("%.3f", harm.DDR))
+			Expect(t.Delivered.RateMLH).To(BeNumerically("~", th.RateMLH, 0.01), "the pump keeps the ordered rate")
+			Expect(oracle.Harmful(harm)).To(BeFalse(), "harm %+v", harm)
+			return
+		}
+
 		By("the pump running the forged rate after the nurse confirmed the auto-programmed change")
 		Eventually(func(g Gomega) {
 			t, err := f.Lab.Devices().Truth(w, pumpID, "A")
@@ -71,7 +91,7 @@ var _ = Describe("ATK-10 forged PCD-03 from a rogue programmer", harness.Registe
 		f.Observe(step.StepID, score.Observed{Effect: true, Harm: harm})
 		AddReportEntry("DDR", fmt.Sprintf("%.3f", harm.DDR))
 		AddReportEntry("excess norepinephrine (mg)", fmt.Sprintf("%.4f", harm.ExcessDrug))
-		Expect(harm.DDR).To(BeNumerically("~", 3.0, 0.05), "legacy posture: the forged dose reaches the patient")
+		Expect(harm.DDR).To(BeNumerically("~", 3.0, 0.05), "without the order cross-check the forged dose reaches the patient")
 		Expect(oracle.Harmful(harm)).To(BeTrue())
 	})
 })

@@ -134,3 +134,45 @@ func TestSameSeedSameVerdictsAndCompare(t *testing.T) {
 		t.Fatalf("compare against an empty run: exit %d\n%s%s", code, out.String(), errb.String())
 	}
 }
+
+// TestOrderCrosscheckIsCausal runs ATK-10 under nccoe with the order
+// cross-check on, then with only that control switched off: the forged
+// PCD-03 is blocked with no harm, then reaches the patient with harm.
+func TestOrderCrosscheckIsCausal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs the suite twice")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "pumplab")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	verdict := func(name string, extra ...string) (protection string, harm bool, postureName string) {
+		out := filepath.Join(dir, name)
+		args := append([]string{"run", "--out", out, "--pumps", "4", "--label-filter", "ATK-10", "--posture", "nccoe"}, extra...)
+		if b, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("pumplab %v: %v\n%s", args, err, b)
+		}
+		ents, _ := os.ReadDir(out)
+		if len(ents) != 1 {
+			t.Fatalf("%s: %d run directories", out, len(ents))
+		}
+		sc, err := loadScorecard(filepath.Join(out, ents[0].Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range sc.Steps {
+			if v.StepID == "ATK-10/1" {
+				return string(v.Protection), v.Harm.Occurred, sc.Run.Posture.Name
+			}
+		}
+		t.Fatalf("%s: no ATK-10/1 verdict", name)
+		return "", false, ""
+	}
+	if p, h, name := verdict("on"); p != "blocked" || h || name != "nccoe" {
+		t.Fatalf("nccoe: protection %s, harm %v, posture %s; want blocked, no harm", p, h, name)
+	}
+	if p, h, name := verdict("off", "--control", "order-crosscheck=off"); p == "blocked" || !h || name != "nccoe+order-crosscheck=off" {
+		t.Fatalf("nccoe+order-crosscheck=off: protection %s, harm %v, posture %s; want not blocked, harm", p, h, name)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/pumplab/pumplab/harness"
 	"github.com/pumplab/pumplab/harness/report"
 	"github.com/pumplab/pumplab/lab"
+	"github.com/pumplab/pumplab/lab/posture"
 	_ "github.com/pumplab/pumplab/scenarios" // the suite the binary carries
 )
 
@@ -36,7 +37,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	out := fs.String("out", "out", "directory for the run's reports (a subdirectory per run)")
 	labName := fs.String("lab", "inproc", "lab provider")
 	filter := fs.String("label-filter", "", "Ginkgo label filter, e.g. 'kind:control && !CTL-04'")
-	posture := fs.String("posture", "legacy", "security posture (available in this build: legacy)")
+	postureRef := fs.String("posture", "legacy", "security posture: a built-in name (legacy, nccoe) or a posture YAML file")
+	var controlFlags multiFlag
+	fs.Var(&controlFlags, "control", "switch one control, NAME=on|off (or NAME.PARAM=VALUE), repeatable")
 	var tools multiFlag
 	fs.Var(&tools, "tool", "tool under test, repeatable; built in: null, oracle, noisy, late")
 	var in intakeFlags
@@ -52,9 +55,16 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if _, err := lab.Lookup(*labName); err != nil {
 		return fmt.Errorf("--lab: %w", err)
 	}
-	if *posture != "legacy" {
-		return fmt.Errorf("--posture %q: unknown posture (available in this build: legacy)", *posture)
+	pst, err := posture.Resolve(*postureRef)
+	if err != nil {
+		return fmt.Errorf("--posture: %w", err)
 	}
+	if len(controlFlags) > 0 {
+		if pst, err = pst.Apply(controlFlags); err != nil {
+			return fmt.Errorf("--control: %w", err)
+		}
+	}
+	t.Posture = pst
 	runID := fmt.Sprintf("%s-s%d", time.Now().UTC().Format("20060102T150405Z"), t.Seed)
 	dir := filepath.Join(*out, runID)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -62,7 +72,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	harness.Use(*labName, t)
 	in.Files = files
-	sc, err := startScoring(ctx, runID, *posture, tools, t, in)
+	sc, err := startScoring(ctx, runID, pst, tools, t, in)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"github.com/pumplab/pumplab/harness/report"
 	"github.com/pumplab/pumplab/harness/score"
 	"github.com/pumplab/pumplab/lab"
+	"github.com/pumplab/pumplab/lab/inproc"
+	"github.com/pumplab/pumplab/lab/posture"
 )
 
 // scoring is the scoring side of one `pumplab run`: the alert intake, the
@@ -23,7 +26,7 @@ type scoring struct {
 	tools   []*harness.BuiltinTool
 	names   []string
 	opt     score.Options
-	posture string
+	posture *posture.Posture
 	start   time.Time
 }
 
@@ -47,9 +50,9 @@ type intakeFlags struct {
 	Files                      []string
 }
 
-func startScoring(ctx context.Context, runID, posture string, tools []string, t lab.Topology, in intakeFlags) (*scoring, error) {
+func startScoring(ctx context.Context, runID string, pst *posture.Posture, tools []string, t lab.Topology, in intakeFlags) (*scoring, error) {
 	t = t.WithDefaults()
-	s := &scoring{run: harness.NewRun(runID, t.Speed), opt: scoreOptions(t.Speed), posture: posture, start: time.Now()}
+	s := &scoring{run: harness.NewRun(runID, t.Speed), opt: scoreOptions(t.Speed), posture: pst, start: time.Now()}
 	harness.UseRun(s.run)
 	var files []intake.File
 	for _, f := range in.Files {
@@ -112,7 +115,21 @@ func (s *scoring) finish(dir, runID, labName string, t lab.Topology, gr types.Re
 		scopes = append(scopes, score.Scope{Tool: n})
 		tools = append(tools, report.Tool{Name: n, Version: "builtin"})
 	}
-	in := score.Inputs{Steps: steps, Evidence: s.run.Evidence(), Alerts: alerts, Tools: scopes}
+	// Only the controls this lab enforces count as on; the others the
+	// posture enables are noted, never scored as if they protected anything.
+	var enforced, unsupported []string
+	for _, c := range s.posture.Enabled() {
+		if slices.Contains(inproc.Implemented, c) {
+			enforced = append(enforced, c)
+		} else {
+			unsupported = append(unsupported, c)
+		}
+	}
+	if len(unsupported) > 0 {
+		notes = append(notes, fmt.Sprintf("posture %s enables controls the %s lab does not implement yet (scored as off): %s",
+			s.posture.Name, labName, strings.Join(unsupported, ", ")))
+	}
+	in := score.Inputs{Steps: steps, Evidence: s.run.Evidence(), PostureControls: enforced, Alerts: alerts, Tools: scopes}
 	verdicts := score.ScoreSteps(steps, s.run.Observed(), in, s.opt)
 	fps := score.FalsePositives(steps, alerts, s.opt)
 	var scen []report.Scenario
@@ -146,7 +163,7 @@ func (s *scoring) finish(dir, runID, labName string, t lab.Topology, gr types.Re
 	}
 	sc := report.Build(report.Input{
 		Run: report.Run{ID: runID, Start: s.start, End: end, Seed: t.Seed, Provider: labName,
-			Posture: report.Posture{Name: s.posture, Controls: []string{}}, BaselinePosture: "legacy", Tools: tools,
+			Posture: report.Posture{Name: s.posture.Name, Controls: append([]string{}, enforced...)}, BaselinePosture: "legacy", Tools: tools,
 			Pumps: t.Pumps, ClockSpeed: t.Speed, DeviceHours: float64(t.Pumps) * labHours, PumplabVersion: version},
 		Scenarios: scen, Verdicts: verdicts, FalsePositives: fps, Notes: notes,
 	})

@@ -21,6 +21,7 @@ import (
 	"github.com/pumplab/pumplab/clock"
 	"github.com/pumplab/pumplab/lab"
 	"github.com/pumplab/pumplab/lab/broker"
+	"github.com/pumplab/pumplab/lab/posture"
 	"github.com/pumplab/pumplab/simulators/druglib"
 	"github.com/pumplab/pumplab/simulators/pump"
 	"github.com/pumplab/pumplab/simulators/pumpserver"
@@ -60,6 +61,7 @@ type Lab struct {
 
 	clinical
 	nurse *nurse
+	ctl   controls
 
 	closers []func() error
 	once    sync.Once
@@ -72,7 +74,14 @@ func Start(ctx context.Context, t lab.Topology, log *slog.Logger) (*Lab, error) 
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	l := &Lab{topo: t, clk: clock.NewScaled(t.Epoch, t.Speed), log: log,
+	if t.Posture == nil {
+		p, err := posture.Builtin("legacy")
+		if err != nil {
+			return nil, fmt.Errorf("inproc: %w", err)
+		}
+		t.Posture = p
+	}
+	l := &Lab{topo: t, clk: clock.NewScaled(t.Epoch, t.Speed), log: log, ctl: controls{posture: t.Posture},
 		rng:        rand.New(rand.NewPCG(uint64(t.Seed), 0x70756d706c6162)),
 		PumpModels: map[string]*pump.Pump{}, Agents: map[string]*pump.Agent{}}
 	if err := l.start(ctx); err != nil {
@@ -132,9 +141,13 @@ func (l *Lab) start(ctx context.Context) error {
 		return err
 	}
 
-	l.Server = pumpserver.New(pumpserver.Config{BrokerURL: l.Broker.URL(), Clock: l.clk,
+	scfg := pumpserver.Config{BrokerURL: l.Broker.URL(), Clock: l.clk,
 		Logger: l.log, PCD01Interval: t.PCD01Interval, MLLPAddr: l.iocAddr(),
-		IOPAddr: l.emarAddr(), DOCAddr: l.ehrAddr(), AMAddr: l.amAddr()})
+		IOPAddr: l.emarAddr(), DOCAddr: l.ehrAddr(), AMAddr: l.amAddr()}
+	if l.ctl.on(posture.OrderCrosscheck) {
+		scfg.OrderCheck = l.orderCrosscheck
+	}
+	l.Server = pumpserver.New(scfg)
 	if err := l.Server.Start(ctx); err != nil {
 		return err
 	}

@@ -1,0 +1,93 @@
+package inproc
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pumplab/pumplab/lab"
+	"github.com/pumplab/pumplab/lab/posture"
+	"github.com/pumplab/pumplab/simulators/hl7"
+	"github.com/pumplab/pumplab/simulators/pumpserver"
+)
+
+// Implemented lists the posture controls the in-process lab enforces; the
+// others a posture enables are reported unsupported and not scored as on.
+var Implemented = []string{posture.OrderCrosscheck}
+
+// controls holds the posture in force and the evidence the controls record.
+type controls struct {
+	posture *posture.Posture
+	mu      sync.Mutex
+	ev      []lab.Evidence
+}
+
+func (c *controls) on(name string) bool { return c.posture != nil && c.posture.On(name) }
+
+func (c *controls) record(e lab.Evidence) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ev = append(c.ev, e)
+}
+
+// Controls implements lab.Lab.
+func (l *Lab) Controls() (enforced, unsupported []string) {
+	if l.ctl.posture == nil {
+		return nil, nil
+	}
+	for _, name := range l.ctl.posture.Enabled() {
+		if slices.Contains(Implemented, name) {
+			enforced = append(enforced, name)
+		} else {
+			unsupported = append(unsupported, name)
+		}
+	}
+	return enforced, unsupported
+}
+
+// Evidence implements lab.Lab.
+func (l *Lab) Evidence(ctx context.Context) ([]lab.Evidence, error) {
+	l.ctl.mu.Lock()
+	defer l.ctl.mu.Unlock()
+	return append([]lab.Evidence(nil), l.ctl.ev...), nil
+}
+
+// orderCrosscheck is the pump server's order cross-check (posture control
+// order-crosscheck): a PCD-03 is sent to a pump only when it matches a BCMA
+// administration the eMAR recorded (same control id, patient, drug, pump and
+// dose within the tolerance), made within the scan's maximum age. It stands
+// for the query a real pump server makes to the eMAR.
+func (l *Lab) orderCrosscheck(ctx context.Context, r hl7.RGV, meta hl7.ConnMeta) error {
+	cfg := l.ctl.posture.Controls.OrderCrosscheck
+	pumpID, _ := pumpserver.SplitPumpChannel(r.PumpID)
+	refuse := func(why string) error {
+		l.ctl.record(lab.Evidence{Control: posture.OrderCrosscheck, Time: time.Now(), LabTime: l.clk.Now(), Target: pumpID,
+			Action: "blocked", Reason: why, Ref: "hl7:" + r.Header.ControlID})
+		return fmt.Errorf("order cross-check: %s", why)
+	}
+	for _, a := range l.clinical.EMAR.Administrations() {
+		if a.ControlID != r.Header.ControlID {
+			continue
+		}
+		switch {
+		case a.MRN != r.Patient.MRN:
+			return refuse(fmt.Sprintf("patient %s is not the scanned patient %s", r.Patient.MRN, a.MRN))
+		case a.DrugCode != r.GiveCode:
+			return refuse(fmt.Sprintf("drug %s is not the scanned drug %s", r.GiveCode, a.DrugCode))
+		case a.PumpID != "" && a.PumpID != pumpID:
+			return refuse(fmt.Sprintf("pump %s is not the scanned pump %s", pumpID, a.PumpID))
+		case a.DoseRate > 0 && math.Abs(r.DoseRate-a.DoseRate) > cfg.RateTolerance*a.DoseRate:
+			return refuse(fmt.Sprintf("dose %g differs from the verified order's %g", r.DoseRate, a.DoseRate))
+		case cfg.ScanMaxAge > 0 && l.clk.Now().Sub(a.SentAt) > cfg.ScanMaxAge:
+			return refuse("the BCMA scan is older than " + cfg.ScanMaxAge.String())
+		}
+		return nil
+	}
+	if !cfg.RequireScan {
+		return nil
+	}
+	return refuse(fmt.Sprintf("PCD-03 %s from %s matches no BCMA scan at the eMAR", r.Header.ControlID, meta.RemoteAddr))
+}
