@@ -155,7 +155,7 @@ func testBrokerRestart(t *testing.T, kind string) {
 		}
 		return m
 	}
-	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
 	defer wcancel()
 	err = l.Server.Wait(wctx, func(v pumpserver.View) bool {
 		got := keys(v.Received())

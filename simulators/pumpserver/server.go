@@ -293,8 +293,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("pumpserver: subscribe at %s: %w", s.cfg.BrokerURL, ctx.Err())
 	}
 	s.ticker = s.clk.NewTicker(s.cfg.PCD01Interval)
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() { defer s.wg.Done(); s.receiptLoop(rctx) }()
+	go func() { defer s.wg.Done(); s.presenceLoop(rctx) }()
 	go func() {
 		defer s.wg.Done()
 		for {
@@ -378,6 +379,27 @@ func (s *Server) receiptLoop(ctx context.Context) {
 				continue
 			}
 			s.mqtt.Publish(pumpwire.Topic(pumpID, pumpwire.KindReceipt), 1, false, b)
+		}
+	}
+}
+
+// PresenceEvery is how often (wall time) the server republishes its retained
+// presence while connected, so that a pump that missed the message after a
+// reconnect (a lost publish, a broker restarted without retained messages)
+// learns within that time that the server is there.
+const PresenceEvery = 2 * time.Second
+
+func (s *Server) presenceLoop(ctx context.Context) {
+	t := time.NewTicker(PresenceEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if ctx.Err() == nil && s.mqtt.IsConnectionOpen() {
+				s.publishPresence(s.mqtt, true)
+			}
+		case <-ctx.Done():
+			return
 		}
 	}
 }
