@@ -1,47 +1,19 @@
 package score
 
 import (
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/pumplab/pumplab/internal/doctest"
 )
 
 // TestDocExample checks that docs/scoring.md shows the Example's code and
 // its verified output.
 func TestDocExample(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/scoring.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile("example_test.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(src)
-	body := s[strings.Index(s, "func Example() {"):]
-	i := strings.Index(body, "\t// Output:")
-	if i < 0 {
-		t.Fatal("example has no Output")
-	}
-	code := strings.TrimRight(body[:i], "\n\t ") + "\n}"
-	if !strings.Contains(string(doc), "```go\n"+code+"\n```") {
-		t.Error("docs/scoring.md does not show the code of Example")
-	}
-	var out []string
-	for _, l := range strings.Split(body[i:], "\n")[1:] {
-		if !strings.HasPrefix(l, "\t// ") {
-			break
-		}
-		out = append(out, strings.TrimPrefix(l, "\t// "))
-	}
-	if len(out) < 5 {
-		t.Fatalf("parsed %d output lines", len(out))
-	}
-	if !strings.Contains(string(doc), "```\n"+strings.Join(out, "\n")+"\n```") {
-		t.Error("docs/scoring.md does not show the output of Example")
-	}
+	doc := doctest.Doc(t, "../../docs/scoring.md")
+	doctest.ExampleShown(t, doc, "docs/scoring.md", 5)
 	for _, want := range []string{ScoreFormula, "30 s", "30 min", "5 min"} {
-		if !strings.Contains(string(doc), want) {
+		if !strings.Contains(doc, want) {
 			t.Errorf("docs/scoring.md does not mention %q", want)
 		}
 	}
