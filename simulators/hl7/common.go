@@ -315,3 +315,53 @@ func equipID(f Field) string {
 	}
 	return f.Comp(3)
 }
+
+// ChannelIndex maps a pump channel label to its VMD index in OBX-4 dotted
+// notation: "" and "A" are 1, "B" 2, ... (labels outside A-Z give 1).
+func ChannelIndex(label string) int {
+	if len(label) == 1 && label[0] >= 'A' && label[0] <= 'Z' {
+		return int(label[0]-'A') + 1
+	}
+	return 1
+}
+
+// ChannelLabel maps the VMD index of an OBX-4 sub-ID (1.2.1.0 -> 2) to a
+// channel label (B); "A" when the sub-ID has none.
+func ChannelLabel(sub string) string {
+	parts := strings.Split(sub, ".")
+	if len(parts) >= 2 {
+		if n, err := strconv.Atoi(parts[1]); err == nil && n >= 1 && n <= 26 {
+			return string(rune('A' + n - 1))
+		}
+	}
+	return "A"
+}
+
+// onChannel moves the VMD and channel rows (1.1.x.x) of a device to the
+// channel's VMD index.
+func onChannel(rows []obx, channel string) []obx {
+	n := ChannelIndex(channel)
+	if n == 1 {
+		return rows
+	}
+	prefix := "1." + strconv.Itoa(n) + "."
+	for i := range rows {
+		if strings.HasPrefix(rows[i].sub, "1.1.") {
+			rows[i].sub = prefix + rows[i].sub[len("1.1."):]
+		}
+	}
+	return rows
+}
+
+// channelOfOBX reads the channel label from the first VMD row of a device
+// observation message ("A" without one). Parsers leave Channel empty for A,
+// so that building and parsing round-trip.
+func channelOfOBX(m *Message) string {
+	for _, o := range m.Segments("OBX") {
+		id := o.Field(3)
+		if MDCPumpVMD.Matches(id) || MDCPumpLVPVMD.Matches(id) || MDCPumpSyringeVMD.Matches(id) {
+			return ChannelLabel(o.Value(4))
+		}
+	}
+	return "A"
+}

@@ -93,6 +93,10 @@ type PumpStatus struct {
 
 	Kind            string // PumpKindLVP (default), PumpKindSyringe, PumpKindGeneric
 	PumpID, PumpEUI string // OBX-18 of the MDS row: PumpID^^EUI^EUI-64
+	// Channel is the pump channel label (A, B, ...), written as the VMD
+	// index of every VMD and channel row's OBX-4 (A = 1.1.x.x, B = 1.2.x.x);
+	// empty means A.
+	Channel string
 
 	LibraryVersion string // 184517
 	CareArea       string // 184516
@@ -133,7 +137,7 @@ func BuildPumpStatus(s PumpStatus) *Message {
 	rows = nmRow(rows, MDCRateDose, "1.1.1.4", s.DoseRate, s.DoseRateUnit, "R")
 	rows = nmRow(rows, MDCVolTBIRemain, "1.1.1.5", s.RemainingML, "mL", "R")
 	rows = stRow(rows, MDCDrugLabel, "1.1.1.6", s.DrugLabel, "R")
-	m.Add(obxSegments(rows)...)
+	m.Add(obxSegments(onChannel(rows, s.Channel))...)
 	return m
 }
 
@@ -158,6 +162,9 @@ func ParsePumpStatus(m *Message) (PumpStatus, error) {
 	s.FillerID, s.FillerApp = obr.Comp(3, 1), obr.Comp(3, 2)
 	s.DrugCode, s.DrugText, s.DrugSystem = drugOf(obr.Field(4))
 	s.ObsTime = fr.time(obr, oi, 7, obr.Value(7))
+	if ch := channelOfOBX(m); ch != "A" {
+		s.Channel = ch
+	}
 	found := false
 	for idx, o := range named(m, "OBX") {
 		id, v := o.Field(3), o.Value(5)
@@ -213,6 +220,8 @@ type InfusionEvent struct {
 
 	Kind            string // PumpKindLVP (default), PumpKindSyringe, PumpKindGeneric
 	PumpID, PumpEUI string // OBX-18 of the MDS row
+	// Channel is the pump channel label (A, B, ...), as in PumpStatus.
+	Channel string
 
 	LibraryVersion string // 184517 (1.0.0.1)
 	Event          Code   // the event (1.0.0.2), e.g. MDCEvtPumpDelivStrt; see Events
@@ -260,7 +269,7 @@ func BuildInfusionEvent(e InfusionEvent) *Message {
 	rows = nmRow(rows, MDCConcDrug, "1.1.2.8", e.Concentration, cu, "R")
 	rows = stRow(rows, MDCLibCareArea, "1.1.2.9", e.CareArea, "R")
 	rows = nmRow(rows, MDCPatWeight, "1.1.2.10", e.WeightKg, "kg", "R")
-	m.Add(obxSegments(rows)...)
+	m.Add(obxSegments(onChannel(rows, e.Channel))...)
 	return m
 }
 
@@ -284,6 +293,9 @@ func ParseInfusionEvent(m *Message) (InfusionEvent, error) {
 	e.OrderID, e.OrderApp = obr.Comp(2, 1), obr.Comp(2, 2)
 	e.EventID, e.EventApp = obr.Comp(3, 1), obr.Comp(3, 2)
 	e.DrugCode, e.DrugText, e.DrugSystem = drugOf(obr.Field(4))
+	if ch := channelOfOBX(m); ch != "A" {
+		e.Channel = ch
+	}
 	e.EventTime = fr.time(obr, oi, 7, obr.Value(7))
 	foundPump, foundEvent := false, false
 	for idx, o := range named(m, "OBX") {

@@ -351,3 +351,29 @@ func TestBuildAck(t *testing.T) {
 		t.Errorf("CA ack = %+v", a)
 	}
 }
+
+// TestChannelBRows checks that PCD-01 and PCD-10 of channel B carry VMD
+// index 2 in OBX-4 and parse back as channel B; channel A stays 1.1.x.x.
+func TestChannelBRows(t *testing.T) {
+	ps := PumpStatus{Header: Header{ControlID: "C1"}, PumpID: "PUMP-0009", Channel: "B", RateMLH: 5, DeliveredML: 1, Status: StatusInfusing}
+	m := BuildPumpStatus(ps)
+	if !strings.Contains(string(m.Bytes()), "|1.2.1.1|") || strings.Contains(string(m.Bytes()), "|1.1.1.1|") {
+		t.Fatalf("channel B rows:\n%s", m.Bytes())
+	}
+	got, err := ParsePumpStatus(m)
+	if err != nil || got.Channel != "B" {
+		t.Fatalf("parsed channel %q, %v", got.Channel, err)
+	}
+	ie := InfusionEvent{Header: Header{ControlID: "C2"}, PumpID: "PUMP-0009", Channel: "C", Event: MDCEvtPumpDelivStrt}
+	gotE, err := ParseInfusionEvent(BuildInfusionEvent(ie))
+	if err != nil || gotE.Channel != "C" {
+		t.Fatalf("parsed event channel %q, %v", gotE.Channel, err)
+	}
+	ps.Channel = ""
+	if b := BuildPumpStatus(ps).Bytes(); !strings.Contains(string(b), "|1.1.1.1|") {
+		t.Fatalf("channel A rows moved:\n%s", b)
+	}
+	if ChannelIndex("B") != 2 || ChannelLabel("1.3.0.0") != "C" || ChannelLabel("x") != "A" {
+		t.Fatal("channel helpers")
+	}
+}

@@ -700,7 +700,7 @@ func (s *Server) forwardEvent(rec *pumpRec, env pumpwire.Envelope, ev *pumpwire.
 	}
 	code, _ := hl7.EventByRef(ref)
 	pat, o := s.patientOf(rec, ev.Channel)
-	ie := hl7.InfusionEvent{Header: s.header("EV", "doc"), Patient: pat, OrderID: ev.OrderID, OrderApp: "BCMA_SIM",
+	ie := hl7.InfusionEvent{Header: s.header("EV", "doc"), Patient: pat, Channel: ev.Channel, OrderID: ev.OrderID, OrderApp: "BCMA_SIM",
 		EventID: env.ID, EventApp: "PUMPSRV_SIM", EventTime: env.TS, PumpID: rec.info.ID,
 		LibraryVersion: rec.info.LibraryVersion, Event: code, CareArea: rec.info.Status.CareArea}
 	if o != nil {
@@ -798,7 +798,7 @@ func (s *Server) sendPCD01() {
 				continue
 			}
 			pat, o := s.patientOf(rec, ch.Channel)
-			ps := hl7.PumpStatus{Header: s.header("DEC", "doc"), Patient: pat, OrderID: ch.OrderID, OrderApp: "BCMA_SIM",
+			ps := hl7.PumpStatus{Header: s.header("DEC", "doc"), Patient: pat, Channel: ch.Channel, OrderID: ch.OrderID, OrderApp: "BCMA_SIM",
 				FillerID: fmt.Sprintf("%s-%s-%d", id, ch.Channel, s.msgSeq.Load()), FillerApp: "PUMPSRV_SIM",
 				ObsTime: rec.statusTS, PumpID: id, LibraryVersion: rec.info.LibraryVersion,
 				CareArea: rec.info.Status.CareArea, RateMLH: ch.RateMLH, DeliveredML: ch.VolumeInfused,
