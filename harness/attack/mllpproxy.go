@@ -102,17 +102,10 @@ type MLLPProxyConfig struct {
 // each to Upstream, records every frame in both directions with its time,
 // and lets Tamper change or drop messages.
 type MLLPProxy struct {
-	cfg  MLLPProxyConfig
-	ln   net.Listener
-	log  *slog.Logger
-	cnt  proxyCounters
-	next atomic.Uint64
-
-	mu     sync.Mutex
-	frames []Frame
-	conns  map[net.Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup
+	cfg MLLPProxyConfig
+	log *slog.Logger
+	proxyRun
+	frames []Frame // guarded by mu
 }
 
 // NewMLLPProxy returns a proxy; Start makes it listen.
@@ -124,26 +117,13 @@ func NewMLLPProxy(cfg MLLPProxyConfig) *MLLPProxy {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &MLLPProxy{cfg: cfg, log: log, conns: map[net.Conn]struct{}{}}
+	return &MLLPProxy{cfg: cfg, log: log, proxyRun: proxyRun{conns: map[net.Conn]struct{}{}}}
 }
 
 // Start checks the upstream and listen addresses against the targets and
 // starts accepting clients. ctx bounds the start only.
 func (p *MLLPProxy) Start(ctx context.Context) error {
-	if p.cfg.Upstream == "" {
-		return errors.New("attack: mllp proxy: start: no upstream")
-	}
-	if err := p.cfg.Targets.Check(ctx, p.cfg.Upstream); err != nil {
-		return fmt.Errorf("attack: mllp proxy: start: upstream: %w", err)
-	}
-	ln, err := p.cfg.Targets.Listen(ctx, p.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("attack: mllp proxy: start: %w", err)
-	}
-	p.ln = ln
-	p.wg.Add(1)
-	go p.accept()
-	return nil
+	return p.start(ctx, p.cfg.Targets, "mllp", p.cfg.Upstream, p.cfg.Listen, p.serve)
 }
 
 // Addr is the proxy's listen address (after Start).
@@ -162,48 +142,7 @@ func (p *MLLPProxy) Stats() ProxyStats { return p.cnt.stats() }
 // Close stops accepting, closes every proxied connection and waits for the
 // connection goroutines to end.
 func (p *MLLPProxy) Close() error {
-	p.mu.Lock()
-	p.closed = true
-	for c := range p.conns {
-		_ = c.Close()
-	}
-	p.mu.Unlock()
-	var err error
-	if p.ln != nil {
-		err = p.ln.Close()
-	}
-	p.wg.Wait()
-	if errors.Is(err, net.ErrClosed) {
-		err = nil
-	}
-	return err
-}
-
-func (p *MLLPProxy) track(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		_ = c.Close()
-		return false
-	}
-	p.conns[c] = struct{}{}
-	return true
-}
-
-func (p *MLLPProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		if !p.track(c) {
-			return
-		}
-		p.cnt.conns.Add(1)
-		p.wg.Add(1)
-		go p.serve(c, p.next.Add(1))
-	}
+	return p.close()
 }
 
 // link is one proxied connection pair; writes to each side are serialised

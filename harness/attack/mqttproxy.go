@@ -5,12 +5,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -38,16 +36,9 @@ type MQTTProxyConfig struct {
 // forged PUBACK (QoS 2: PUBREC, then PUBCOMP for its PUBREL) so that the
 // sender believes it delivered.
 type MQTTProxy struct {
-	cfg  MQTTProxyConfig
-	ln   net.Listener
-	log  *slog.Logger
-	cnt  proxyCounters
-	next atomic.Uint64
-
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup
+	cfg MQTTProxyConfig
+	log *slog.Logger
+	proxyRun
 }
 
 // NewMQTTProxy returns a proxy; Start makes it listen.
@@ -56,25 +47,12 @@ func NewMQTTProxy(cfg MQTTProxyConfig) *MQTTProxy {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &MQTTProxy{cfg: cfg, log: log, conns: map[net.Conn]struct{}{}}
+	return &MQTTProxy{cfg: cfg, log: log, proxyRun: proxyRun{conns: map[net.Conn]struct{}{}}}
 }
 
 // Start checks the upstream and listen addresses and starts accepting.
 func (p *MQTTProxy) Start(ctx context.Context) error {
-	if p.cfg.Upstream == "" {
-		return errors.New("attack: mqtt proxy: start: no upstream")
-	}
-	if err := p.cfg.Targets.Check(ctx, p.cfg.Upstream); err != nil {
-		return fmt.Errorf("attack: mqtt proxy: start: upstream: %w", err)
-	}
-	ln, err := p.cfg.Targets.Listen(ctx, p.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("attack: mqtt proxy: start: %w", err)
-	}
-	p.ln = ln
-	p.wg.Add(1)
-	go p.accept()
-	return nil
+	return p.start(ctx, p.cfg.Targets, "mqtt", p.cfg.Upstream, p.cfg.Listen, p.serve)
 }
 
 // Addr is the listen address (host:port) after Start.
@@ -90,48 +68,7 @@ func (p *MQTTProxy) Stats() ProxyStats { return p.cnt.stats() }
 // Close stops accepting, closes every proxied connection and waits for the
 // connection goroutines.
 func (p *MQTTProxy) Close() error {
-	p.mu.Lock()
-	p.closed = true
-	for c := range p.conns {
-		_ = c.Close()
-	}
-	p.mu.Unlock()
-	var err error
-	if p.ln != nil {
-		err = p.ln.Close()
-	}
-	p.wg.Wait()
-	if errors.Is(err, net.ErrClosed) {
-		err = nil
-	}
-	return err
-}
-
-func (p *MQTTProxy) track(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		_ = c.Close()
-		return false
-	}
-	p.conns[c] = struct{}{}
-	return true
-}
-
-func (p *MQTTProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		if !p.track(c) {
-			return
-		}
-		p.cnt.conns.Add(1)
-		p.wg.Add(1)
-		go p.serve(c, p.next.Add(1))
-	}
+	return p.close()
 }
 
 // mqttLink is one proxied connection; writes to a side are serialised.
