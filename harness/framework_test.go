@@ -2,6 +2,7 @@ package harness
 
 import (
 	"testing"
+	"time"
 
 	"github.com/pumplab/pumplab/lab"
 )
@@ -22,5 +23,15 @@ func TestUseAndCurrent(t *testing.T) {
 	p, topo := Current()
 	if p != "inproc" || topo.Pumps != 7 {
 		t.Fatalf("%s %+v", p, topo)
+	}
+}
+
+func TestScoreOptionsScaleWithTheClock(t *testing.T) {
+	o := NewRun("r", 300).ScoreOptions()
+	if o.Tolerance != 500*time.Millisecond || o.MaxLateness != 6*time.Second {
+		t.Fatalf("x300: %+v, want tolerance 0.5 s (floor) and lateness 6 s", o)
+	}
+	if o := NewRun("r", 1).ScoreOptions(); o.Tolerance != 30*time.Second || o.MaxLateness != 30*time.Minute {
+		t.Fatalf("x1: %+v", o)
 	}
 }

@@ -40,6 +40,15 @@ func NewRun(id string, speed float64) *Run {
 	return &Run{ID: id, Speed: speed, observed: map[string]score.Observed{}, started: map[string]bool{}}
 }
 
+// ScoreOptions are the scorer's options for this run: its wall-time
+// tolerances scaled to the lab clock (a 30 s tolerance at x300 would be two
+// and a half lab hours), with floors for network jitter.
+func (r *Run) ScoreOptions() score.Options {
+	tol := max(time.Duration(float64(score.DefaultTolerance)/r.Speed), 500*time.Millisecond)
+	late := max(time.Duration(float64(score.DefaultMaxLateness)/r.Speed), 5*time.Second)
+	return score.Options{Tolerance: tol, MaxLateness: late}
+}
+
 // Record implements attack.Recorder. The first record of a step (before it
 // acts) is passed to the OnStep hooks.
 func (r *Run) Record(ctx context.Context, s score.Step) error {

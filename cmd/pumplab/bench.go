@@ -90,7 +90,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	t0 := time.Now()
 	childPID := 0
 	if *inproc {
-		f, err := startFleet(ctx, fleetConfig{N: *n, First: 1, Broker: b.URL(), Interval: time.Second, Clock: clk, CareArea: "Adult ICU", Ramp: *ramp, Log: nil2()})
+		f, err := startFleet(ctx, fleetConfig{N: *n, First: 1, Broker: b.URL(), Interval: time.Second, Clock: clk, CareArea: "Adult ICU", Ramp: *ramp, Log: discardLogger()})
 		if err != nil {
 			return err
 		}

@@ -30,20 +30,6 @@ type scoring struct {
 	start   time.Time
 }
 
-// scoreOptions scales the scorer's wall-time tolerances to the lab clock:
-// a 30 s tolerance at x300 would be two and a half lab hours.
-func scoreOptions(speed float64) score.Options {
-	tol := time.Duration(float64(score.DefaultTolerance) / speed)
-	if tol < 500*time.Millisecond {
-		tol = 500 * time.Millisecond
-	}
-	late := time.Duration(float64(score.DefaultMaxLateness) / speed)
-	if late < 5*time.Second {
-		late = 5 * time.Second
-	}
-	return score.Options{Tolerance: tol, MaxLateness: late}
-}
-
 // intakeFlags are where tools under test send alerts.
 type intakeFlags struct {
 	HTTP, SyslogUDP, SyslogTCP string
@@ -52,7 +38,8 @@ type intakeFlags struct {
 
 func startScoring(ctx context.Context, runID string, pst *posture.Posture, tools []string, t lab.Topology, in intakeFlags) (*scoring, error) {
 	t = t.WithDefaults()
-	s := &scoring{run: harness.NewRun(runID, t.Speed), opt: scoreOptions(t.Speed), posture: pst, start: time.Now()}
+	run := harness.NewRun(runID, t.Speed)
+	s := &scoring{run: run, opt: run.ScoreOptions(), posture: pst, start: time.Now()}
 	harness.UseRun(s.run)
 	var files []intake.File
 	for _, f := range in.Files {

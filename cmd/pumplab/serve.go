@@ -41,7 +41,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "pumplab serve fleet: --broker is required")
 		return errUsage
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := discardLogger()
 	if *verbose {
 		log = slog.New(slog.NewTextHandler(stderr, nil))
 	}
@@ -121,4 +121,5 @@ func (f *fleet) Close() error {
 	return nil
 }
 
-func nil2() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// discardLogger is a logger that writes nothing.
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
