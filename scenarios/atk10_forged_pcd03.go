@@ -13,7 +13,6 @@ import (
 	"github.com/pumplab/pumplab/harness/attack"
 	"github.com/pumplab/pumplab/harness/oracle"
 	"github.com/pumplab/pumplab/harness/score"
-	"github.com/pumplab/pumplab/lab"
 )
 
 // ATK-10 Rogue Infusion Order Programmer sends forged PCD-03 (REFERENCE.md
@@ -96,4 +95,3 @@ var _ = Describe("ATK-10 forged PCD-03 from a rogue programmer", harness.Registe
 	})
 })
 
-var _ = lab.LinkBCMAToPumpServer // ATK-11 (MITM on this link) needs the container lab's wire

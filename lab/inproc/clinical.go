@@ -99,9 +99,6 @@ func (l *Lab) startClinical(ctx context.Context) error {
 	return nil
 }
 
-// connectClinical runs after the pump server listens on iocAddr.
-func (l *Lab) connectClinical(ctx context.Context) error { return nil }
-
 func (l *Lab) emarAddr() string { return l.clinical.EMAR.MLLPAddr() }
 func (l *Lab) ehrAddr() string  { return l.clinical.EHR.MLLPAddr() }
 func (l *Lab) amAddr() string   { return l.clinical.AM.MLLPAddr() }
@@ -134,9 +131,6 @@ func (l *Lab) nurseOnAlarm(ph *alarms.Communicator, user string, m alarms.Messag
 			l.log.Warn("nurse: accept failed", "alert", m.AlertID, "err", err)
 			return
 		}
-		l.nurse.mu.Lock()
-		l.nurse.Accepted++
-		l.nurse.mu.Unlock()
 		p, ok := l.PumpModels[m.Pump]
 		if !ok {
 			return

@@ -152,9 +152,6 @@ func (l *Lab) start(ctx context.Context) error {
 		return err
 	}
 	l.onClose(l.Server.Close)
-	if err := l.connectClinical(ctx); err != nil {
-		return err
-	}
 
 	// The fleet.
 	libClient := &druglib.Client{BaseURL: l.LibServer.URL()}

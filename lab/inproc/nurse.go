@@ -20,8 +20,6 @@ type nurse struct {
 	next    uint64
 	cancels []func()
 	closed  bool
-	// Confirmed counts programs the nurse started; Accepted alarms accepted.
-	Confirmed, Accepted int
 }
 
 const nurseUser = "RN0042"
@@ -59,9 +57,6 @@ func (n *nurse) onPump(id string, p *pump.Pump, o pump.Output) {
 			n.l.log.Warn("nurse: start refused", "pump", id, "channel", ch, "err", err)
 			return
 		}
-		n.mu.Lock()
-		n.Confirmed++
-		n.mu.Unlock()
 	})
 }
 
