@@ -94,4 +94,3 @@ var _ = Describe("ATK-10 forged PCD-03 from a rogue programmer", harness.Registe
 		Expect(oracle.Harmful(harm)).To(BeTrue())
 	})
 })
-
