@@ -21,13 +21,6 @@ func (d devices) pump(id string) (*pump.Pump, error) {
 }
 
 func layer(s pump.Setting) lab.Layer {
-	if s.RateMLH == 0 && s.DoseRate > 0 {
-		// A dose order (mcg/kg/min): its pump rate follows from the
-		// concentration and weight the layer carries.
-		if r, err := s.RateMLHOrDose(); err == nil {
-			s.RateMLH = r
-		}
-	}
 	return lab.Layer{At: s.At, OrderID: s.OrderID, DrugID: s.DrugID, RateMLH: s.RateMLH, DoseRate: s.DoseRate,
 		DoseUnit: s.DoseUnit, VolumeML: s.VolumeML, Drug: s.Drug, State: s.State}
 }

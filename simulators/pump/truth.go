@@ -109,6 +109,13 @@ func (p *Pump) Truth(channel string) (TruthLayers, error) {
 	now := p.now()
 	t := TruthLayers{Channel: c.name, Ordered: c.ordered, Programmed: c.programmed, Displayed: c.displayed,
 		Reported: c.reported, Documented: c.documented}
+	if t.Ordered.RateMLH == 0 && t.Ordered.DoseRate > 0 {
+		// A dose order (mcg/kg/min): its pump rate follows from the
+		// concentration and weight the layer carries.
+		if r, err := t.Ordered.RateMLHOrDose(); err == nil {
+			t.Ordered.RateMLH = r
+		}
+	}
 	vol, drug, nv, nd := c.progVolumes(now)
 	t.Displayed.VolumeML, t.Displayed.Drug, t.Displayed.State = nv, nd, string(c.state)
 	t.Displayed.RateMLH = c.nominalRate()
