@@ -42,6 +42,7 @@ const (
 	AlarmHeartbeat   = "alarm-heartbeat"
 	RateLimit        = "rate-limit"
 	DecommissionWipe = "decommission-wipe"
+	Segmentation     = "segmentation"
 )
 
 // Weakness names: legacy behaviours a posture can leave on.
@@ -85,6 +86,7 @@ type Controls struct {
 	AlarmHeartbeat   AlarmHeartbeatControl   `yaml:"alarm-heartbeat"`
 	RateLimit        RateLimitControl        `yaml:"rate-limit"`
 	DecommissionWipe DecommissionWipeControl `yaml:"decommission-wipe"`
+	Segmentation     SegmentationControl     `yaml:"segmentation"`
 }
 
 // PKIControl is the lab PKI generated at lab start (see lab/pki): a root CA,
@@ -256,6 +258,18 @@ type DecommissionWipeControl struct {
 	Verify bool `yaml:"verify"`
 }
 
+// SegmentationControl is network segmentation by zone (REFERENCE.md §1.3):
+// each zone is its own network, reachable from another only through the
+// application gateways (MQTT for pumps to the pump server, MLLP for the
+// clinical systems to the pump server). Only a provider with real networks
+// (lab/containers) enforces it; the in-process lab reports it unsupported.
+type SegmentationControl struct {
+	Enabled bool `yaml:"enabled"`
+	// Gateways places the dual-homed application gateways between zones
+	// (default true); without them zones are isolated outright.
+	Gateways bool `yaml:"gateways"`
+}
+
 // Weaknesses holds the legacy behaviours. Enabled means the weakness is
 // present.
 type Weaknesses struct {
@@ -316,6 +330,7 @@ func Defaults() *Posture {
 			AlarmHeartbeat:   AlarmHeartbeatControl{Interval: 30 * time.Second, Missed: 3, SequenceCheck: true},
 			RateLimit:        RateLimitControl{PerSecond: 50, Burst: 100, Targets: []string{"mllp", "mqtt"}},
 			DecommissionWipe: DecommissionWipeControl{RevokeCertificate: true, Verify: true},
+			Segmentation:     SegmentationControl{Gateways: true},
 		},
 		Weaknesses: Weaknesses{
 			SharedCredentials: SharedCredentialsWeakness{Username: "pump", Password: "pump123", AccessCode: "1234"},

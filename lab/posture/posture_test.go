@@ -133,7 +133,7 @@ func TestDefaultsKeptForMissingParams(t *testing.T) {
 func TestControlAndWeaknessNames(t *testing.T) {
 	want := []string{"pki", "mtls-mqtt", "mtls-mllp", "broker-acl", "signed-commands", "signed-library",
 		"signed-firmware", "order-crosscheck", "access-codes", "service-mode-audit", "alarm-heartbeat",
-		"rate-limit", "decommission-wipe"}
+		"rate-limit", "decommission-wipe", "segmentation"}
 	if got := ControlNames(); !slices.Equal(got, want) {
 		t.Errorf("ControlNames = %v\nwant %v", got, want)
 	}
