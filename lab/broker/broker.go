@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -45,13 +47,46 @@ type Restarter interface {
 type Hook = mqtt.Hook
 
 // Embedded is the in-process mochi-mqtt broker.
+//
+// Its posture controls (docs/broker.md) are Users (password login), TLS with
+// a required client certificate (mtls-mqtt), ACL (broker-acl) and RateLimit
+// (rate-limit); each reports what it refuses to OnDecision. With none of
+// them set the broker lets anyone connect, publish and subscribe (the flat
+// legacy lab).
 type Embedded struct {
 	// Addr to listen on; default 127.0.0.1:0. After the first Start it holds
 	// the bound address, so a restart reuses the port.
 	Addr string
-	// TLS, when set, makes the listener TLS (URL scheme ssl://).
+	// TLS, when set, makes the listener TLS (URL scheme ssl://). For mutual
+	// TLS (mtls-mqtt) give a config that requires a client certificate from
+	// the lab CA, e.g. lab/pki's ServerTLS("broker"). The handshake runs
+	// before mochi sees the connection; failures are reported as decisions.
 	TLS *tls.Config
-	// Hooks are added in order; nil means auth.AllowHook.
+	// HandshakeTimeout bounds a TLS handshake (wall time); default 10s.
+	HandshakeTimeout time.Duration
+	// Revoked, when set, is asked about the serial of every client
+	// certificate after the handshake; true refuses the connection (use
+	// lab/pki's IsRevoked; its ServerTLS configs also refuse revoked
+	// certificates during the handshake).
+	Revoked func(serial *big.Int) bool
+	// IdentityFromCert takes a client's identity (for ACL and RateLimit)
+	// from its certificate's common name. Otherwise the identity is the
+	// user name, or the client id without one.
+	IdentityFromCert bool
+	// Users, when set, requires a login: user name -> password. Nil lets
+	// anyone in.
+	Users map[string]string
+	// ACL, when set, is the deny-by-default topic ACL (broker-acl).
+	ACL *ACL
+	// RateLimit, when set, limits each identity's publishes (rate-limit).
+	RateLimit *RateLimit
+	// OnDecision receives every act of a control; it must not block. Nil
+	// drops them (the counters in ControlStats still count).
+	OnDecision func(Decision)
+	// Hooks are added in order; nil means auth.AllowHook, unless a control
+	// above is set (then the controls decide; a hook added here that allows
+	// every login or topic would defeat them, as mochi allows what any
+	// hook allows).
 	Hooks []Hook
 	// MaxPendingWrites per client (mochi's MaximumClientWritesPending); 0 = mochi default.
 	MaxPendingWrites int32
@@ -61,7 +96,23 @@ type Embedded struct {
 	mu   sync.Mutex
 	srv  *mqtt.Server
 	done chan struct{}
+	n    counters
 }
+
+// controlled reports whether any control is set.
+func (e *Embedded) controlled() bool {
+	return e.Users != nil || e.ACL != nil || e.RateLimit != nil || e.IdentityFromCert
+}
+
+func (e *Embedded) report(d Decision) {
+	if e.OnDecision != nil {
+		e.OnDecision(d)
+	}
+}
+
+// ControlStats returns what the controls refused since the broker was
+// created (restarts keep counting).
+func (e *Embedded) ControlStats() ControlStats { return e.n.stats() }
 
 // Start implements Restarter.
 func (e *Embedded) Start(ctx context.Context) error {
@@ -80,8 +131,21 @@ func (e *Embedded) Start(ctx context.Context) error {
 		return fmt.Errorf("broker: embedded: listen %s: %w", addr, err)
 	}
 	e.Addr = ln.Addr().String()
+	if e.RateLimit != nil && (e.RateLimit.PerSecond <= 0 || e.RateLimit.Burst < 1) {
+		ln.Close()
+		return fmt.Errorf("broker: embedded: rate limit %g/s burst %d: per second must be > 0 and burst >= 1",
+			e.RateLimit.PerSecond, e.RateLimit.Burst)
+	}
+	if e.IdentityFromCert && e.TLS == nil {
+		ln.Close()
+		return errors.New("broker: embedded: IdentityFromCert needs TLS")
+	}
 	if e.TLS != nil {
-		ln = tls.NewListener(ln, e.TLS)
+		timeout := e.HandshakeTimeout
+		if timeout <= 0 {
+			timeout = 10 * time.Second
+		}
+		ln = newTLSListener(ln, e.TLS, timeout, e.Revoked, e.report, &e.n)
 	}
 	log := e.Logger
 	if log == nil {
@@ -93,7 +157,11 @@ func (e *Embedded) Start(ctx context.Context) error {
 	}
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: log, Capabilities: caps})
 	hooks := e.Hooks
-	if len(hooks) == 0 {
+	if e.controlled() {
+		hooks = append([]Hook{&controls{users: e.Users, identityFromCert: e.IdentityFromCert, acl: e.ACL,
+			rate: e.RateLimit, report: e.report, n: &e.n, ids: map[*mqtt.Client]string{},
+			buckets: map[string]*bucket{}}}, hooks...)
+	} else if len(hooks) == 0 {
 		hooks = []Hook{new(auth.AllowHook)}
 	}
 	for _, h := range hooks {
