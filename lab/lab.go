@@ -49,6 +49,10 @@ type Topology struct {
 	// Posture is the security posture; nil means the built-in legacy
 	// posture (flat trust, no controls).
 	Posture *posture.Posture
+	// AuditSyslog is where controls send their audit lines (RFC 5424 over
+	// "udp://127.0.0.1:port" or "tcp://127.0.0.1:port", see lab/audit); ""
+	// keeps them in memory only (Lab.Evidence has them either way).
+	AuditSyslog string
 }
 
 // NurseModel parameterises the simulated nurses. Latencies are lab time,

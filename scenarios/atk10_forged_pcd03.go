@@ -35,6 +35,10 @@ var _ = Describe("ATK-10 forged PCD-03 from a rogue programmer", harness.Registe
 		ioc, err := endpoint(f.Lab, "pumpserver-ioc")
 		Expect(err).NotTo(HaveOccurred())
 
+		By("the rogue programmer, on a compromised BCMA workstation, taking its certificate")
+		foot, err := foothold(w, f.Lab, "emar-bcma")
+		Expect(err).NotTo(HaveOccurred())
+
 		By("the rogue programmer sending a forged PCD-03 (ORC-1 XO) at 0.15 mcg/kg/min")
 		step := attack.Step{ScenarioID: "ATK-10", StepID: "ATK-10/1",
 			Techniques: []string{"T0855", "T0848", "T0836", "T0831"}, Tactic: "TA0106",
@@ -43,7 +47,7 @@ var _ = Describe("ATK-10 forged PCD-03 from a rogue programmer", harness.Registe
 		err = f.Attack(w, step, func(ctx context.Context) error {
 			m := attack.ForgeRGV(attack.ForgedOrder{PumpID: pumpID, MRN: th.MRN, PlacerOrder: th.OrderID, OrderControl: "XO",
 				DoseRate: 0.15, ControlID: "ROGUE0001", Time: f.Lab.Clock().Now()})
-			ack, err := attack.SendHL7(ctx, nil, ioc, nil, m)
+			ack, err := attack.SendHL7(ctx, nil, ioc, foot.TLS, m)
 			if err != nil {
 				return err
 			}

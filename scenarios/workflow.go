@@ -55,3 +55,13 @@ func endpoint(l lab.Lab, name string) (string, error) {
 	}
 	return "", fmt.Errorf("lab has no endpoint %q", name)
 }
+
+// foothold returns what an attacker who compromised identity holds; labs
+// without the lab.Adversary capability make the spec Not Applicable.
+func foothold(ctx context.Context, l lab.Lab, identity string) (lab.Foothold, error) {
+	adv, ok := l.(lab.Adversary)
+	if !ok {
+		return lab.Foothold{}, fmt.Errorf("the %s lab cannot hand out a foothold on %s", l.Provider(), identity)
+	}
+	return adv.Compromise(ctx, identity)
+}

@@ -57,7 +57,16 @@ func (l *Lab) startClinical(ctx context.Context) error {
 	}
 	ehrAddr, emarAddr := ports[0], ports[1]
 	c.iocAddr = ports[2]
-	c.EHR = ehr.New(ehr.Config{Addr: ehrAddr, EMARAddr: emarAddr, Clock: l.clk, Logger: l.log.With("component", "ehr")})
+	ehrTLS, err := l.mllpServerTLS(idEHR, idEHR)
+	if err != nil {
+		return err
+	}
+	ehrClient, err := l.mllpClientTLS(idEHR, idEMAR, idEHR)
+	if err != nil {
+		return err
+	}
+	c.EHR = ehr.New(ehr.Config{Addr: ehrAddr, EMARAddr: emarAddr, Clock: l.clk, Logger: l.log.With("component", "ehr"),
+		TLS: ehrTLS, ClientTLS: ehrClient})
 	if err := c.EHR.Start(ctx); err != nil {
 		return err
 	}
@@ -67,13 +76,30 @@ func (l *Lab) startClinical(ctx context.Context) error {
 	// for the PCD-03 round trip through broker and pump. Give it at least
 	// 10 s of wall time.
 	rrg := max(30*time.Second, time.Duration(float64(10*time.Second)*l.topo.Speed))
+	emarTLS, err := l.mllpServerTLS(idEMAR, idEMAR)
+	if err != nil {
+		return err
+	}
+	emarClient, err := l.mllpClientTLS(idEMAR, idPumpServer, idEHR)
+	if err != nil {
+		return err
+	}
 	c.EMAR = emar.New(emar.Config{Addr: emarAddr, IOCAddr: c.iocAddr, EHRAddr: ehrAddr, Clock: l.clk,
-		Logger: l.log.With("component", "emar"), RRGTimeout: rrg})
+		Logger: l.log.With("component", "emar"), RRGTimeout: rrg, TLS: emarTLS, ClientTLS: emarClient})
 	if err := c.EMAR.Start(ctx); err != nil {
 		return err
 	}
 	l.onClose(c.EMAR.Close)
-	c.AM = alarms.New(alarms.Config{Clock: l.clk, ReporterAddr: c.iocAddr, Logger: l.log.With("component", "alarms")})
+	amTLS, err := l.mllpServerTLS(idAM, idAM)
+	if err != nil {
+		return err
+	}
+	amClient, err := l.mllpClientTLS(idAM, idPumpServer)
+	if err != nil {
+		return err
+	}
+	c.AM = alarms.New(alarms.Config{Clock: l.clk, ReporterAddr: c.iocAddr, Logger: l.log.With("component", "alarms"),
+		MLLPTLS: amTLS, ReporterTLS: amClient})
 	if err := c.AM.Start(ctx); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pumplab/pumplab/lab"
+	"github.com/pumplab/pumplab/lab/audit"
 	"github.com/pumplab/pumplab/lab/posture"
 	"github.com/pumplab/pumplab/simulators/hl7"
 	"github.com/pumplab/pumplab/simulators/pumpserver"
@@ -16,21 +17,36 @@ import (
 
 // Implemented lists the posture controls the in-process lab enforces; the
 // others a posture enables are reported unsupported and not scored as on.
-var Implemented = []string{posture.OrderCrosscheck}
+var Implemented = []string{posture.PKI, posture.MTLSMLLP, posture.OrderCrosscheck}
 
 // controls holds the posture in force and the evidence the controls record.
 type controls struct {
 	posture *posture.Posture
+	audit   *audit.Log
 	mu      sync.Mutex
 	ev      []lab.Evidence
 }
 
 func (c *controls) on(name string) bool { return c.posture != nil && c.posture.On(name) }
 
-func (c *controls) record(e lab.Evidence) {
+// record keeps the evidence and writes its audit line. app is the
+// component that enforced the control (broker, pumpserver, PUMP-0001...).
+func (c *controls) record(e lab.Evidence) { c.recordFrom("", "", e) }
+
+func (c *controls) recordFrom(app, source string, e lab.Evidence) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.ev = append(c.ev, e)
+	c.mu.Unlock()
+	if c.audit != nil {
+		if app == "" {
+			app = e.Target
+		}
+		c.audit.Write(audit.Record{Time: e.Time, LabTime: e.LabTime, App: app, Control: e.Control, Action: e.Action,
+			Target: e.Target, Source: source, Reason: e.Reason, Ref: e.Ref})
+	}
 }
 
 // Controls implements lab.Lab.
@@ -64,7 +80,7 @@ func (l *Lab) orderCrosscheck(ctx context.Context, r hl7.RGV, meta hl7.ConnMeta)
 	cfg := l.ctl.posture.Controls.OrderCrosscheck
 	pumpID, _ := pumpserver.SplitPumpChannel(r.PumpID)
 	refuse := func(why string) error {
-		l.ctl.record(lab.Evidence{Control: posture.OrderCrosscheck, Time: time.Now(), LabTime: l.clk.Now(), Target: pumpID,
+		l.ctl.recordFrom("pumpserver", meta.RemoteAddr, lab.Evidence{Control: posture.OrderCrosscheck, Time: time.Now(), LabTime: l.clk.Now(), Target: pumpID,
 			Action: "blocked", Reason: why, Ref: "hl7:" + r.Header.ControlID})
 		return fmt.Errorf("order cross-check: %s", why)
 	}

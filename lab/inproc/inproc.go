@@ -20,7 +20,9 @@ import (
 
 	"github.com/pumplab/pumplab/clock"
 	"github.com/pumplab/pumplab/lab"
+	"github.com/pumplab/pumplab/lab/audit"
 	"github.com/pumplab/pumplab/lab/broker"
+	"github.com/pumplab/pumplab/lab/pki"
 	"github.com/pumplab/pumplab/lab/posture"
 	"github.com/pumplab/pumplab/simulators/druglib"
 	"github.com/pumplab/pumplab/simulators/pump"
@@ -60,6 +62,7 @@ type Lab struct {
 	pumpIDs    []string
 
 	clinical
+	pki   *pki.PKI
 	nurse *nurse
 	ctl   controls
 
@@ -81,9 +84,14 @@ func Start(ctx context.Context, t lab.Topology, log *slog.Logger) (*Lab, error) 
 		}
 		t.Posture = p
 	}
-	l := &Lab{topo: t, clk: clock.NewScaled(t.Epoch, t.Speed), log: log, ctl: controls{posture: t.Posture},
+	trail, err := audit.New(t.AuditSyslog)
+	if err != nil {
+		return nil, fmt.Errorf("inproc: %w", err)
+	}
+	l := &Lab{topo: t, clk: clock.NewScaled(t.Epoch, t.Speed), log: log, ctl: controls{posture: t.Posture, audit: trail},
 		rng:        rand.New(rand.NewPCG(uint64(t.Seed), 0x70756d706c6162)),
 		PumpModels: map[string]*pump.Pump{}, Agents: map[string]*pump.Agent{}}
+	l.onClose(trail.Close)
 	if err := l.start(ctx); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("inproc: start lab: %w", err)
@@ -136,6 +144,9 @@ func (l *Lab) start(ctx context.Context) error {
 	l.onClose(l.LibServer.Close)
 	bundle, _ := store.Published()
 
+	if err := l.startPKI(); err != nil {
+		return err
+	}
 	// Clinical systems first: the pump server needs their addresses.
 	if err := l.startClinical(ctx); err != nil {
 		return err
@@ -146,6 +157,13 @@ func (l *Lab) start(ctx context.Context) error {
 		IOPAddr: l.emarAddr(), DOCAddr: l.ehrAddr(), AMAddr: l.amAddr()}
 	if l.ctl.on(posture.OrderCrosscheck) {
 		scfg.OrderCheck = l.orderCrosscheck
+	}
+	var err error
+	if scfg.MLLPTLS, err = l.mllpServerTLS("pumpserver-ioc", idPumpServer); err != nil {
+		return err
+	}
+	if scfg.ClientTLS, err = l.mllpClientTLS(idPumpServer, idEMAR, idEHR, idAM); err != nil {
+		return err
 	}
 	l.Server = pumpserver.New(scfg)
 	if err := l.Server.Start(ctx); err != nil {

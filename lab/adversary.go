@@ -1,0 +1,30 @@
+package lab
+
+import (
+	"context"
+	"crypto/tls"
+)
+
+// Foothold is what an attacker holds after compromising one identity of
+// the hospital (a service's host, a pump's comm module): the identity's
+// client certificate and key, and its broker login. Attack scenarios whose
+// precondition is such a compromise (REFERENCE.md §3.1 "Pre:") start from a
+// Foothold, so that the control under test is the only one in the way.
+type Foothold struct {
+	Identity string
+	// TLS is the identity's client TLS configuration (certificate, key and
+	// the lab CA); nil when the posture has no PKI.
+	TLS *tls.Config
+	// MQTTURL, MQTTUsername and MQTTPassword are the broker and the
+	// identity's login on it.
+	MQTTURL, MQTTUsername, MQTTPassword string
+}
+
+// Adversary is implemented by labs that can hand a scenario a foothold. It
+// is optional: a scenario that needs it and gets a lab without it reports
+// Not Applicable.
+type Adversary interface {
+	// Compromise returns the foothold of identity: a service name
+	// (pumpserver, emar-bcma, ehr, alarm-manager) or a pump id.
+	Compromise(ctx context.Context, identity string) (Foothold, error)
+}

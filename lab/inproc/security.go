@@ -1,0 +1,194 @@
+package inproc
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/pumplab/pumplab/lab"
+	"github.com/pumplab/pumplab/lab/pki"
+	"github.com/pumplab/pumplab/lab/posture"
+)
+
+// The identities of the hospital's services in the lab PKI. MLLP listeners
+// are named as in posture.MLLPListeners (and lab endpoints); the pump server's
+// listener "pumpserver-ioc" presents the "pumpserver" certificate.
+const (
+	idPumpServer = "pumpserver"
+	idEMAR       = "emar-bcma"
+	idEHR        = "ehr"
+	idAM         = "alarm-manager"
+	idMonitor    = "monitor"
+)
+
+// startPKI generates the lab PKI when the posture has it: a CA, a
+// certificate per service and per pump, and one for monitoring tools.
+func (l *Lab) startPKI() error {
+	if !l.ctl.on(posture.PKI) {
+		return nil
+	}
+	cfg := l.topo.Posture.Controls.PKI
+	p, err := pki.New(pki.Options{Clock: l.clk, Lab: "pumplab", CALifetime: cfg.CALifetime, CertLifetime: cfg.CertLifetime,
+		CRLLifetime: cfg.CRLLifetime})
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{idPumpServer, idEMAR, idEHR, idAM} {
+		if _, err := p.Issue(name, pki.Service, nil); err != nil {
+			return err
+		}
+	}
+	if _, err := p.Issue(idMonitor, pki.User, nil); err != nil {
+		return err
+	}
+	for i := 1; i <= l.topo.Pumps; i++ {
+		if _, err := p.Issue(lab.PumpID(i), pki.Device, nil); err != nil {
+			return err
+		}
+	}
+	l.pki = p
+	l.ctl.record(lab.Evidence{Control: posture.PKI, LabTime: l.clk.Now(), Target: "lab-ca", Action: "allowed",
+		Reason: fmt.Sprintf("lab CA issued %d certificates", len(p.Names()))})
+	return nil
+}
+
+// mllpServerTLS is the TLS configuration of an MLLP listener under
+// mtls-mllp, or nil when the control is off. The listener requests a client
+// certificate and checks it itself (chain to the lab CA at lab time, not
+// revoked, common name among the listener's allowed sources) so that every
+// refusal is recorded as evidence and written to the audit trail.
+func (l *Lab) mllpServerTLS(listener, identity string) (*tls.Config, error) {
+	if !l.ctl.on(posture.MTLSMLLP) || l.pki == nil {
+		return nil, nil
+	}
+	cfg, err := l.pki.ServerTLS(identity)
+	if err != nil {
+		return nil, err
+	}
+	mt := l.topo.Posture.Controls.MTLSMLLP
+	if mt.MinVersion == "1.3" {
+		cfg.MinVersion = tls.VersionTLS13
+	}
+	allowed, restricted := mt.AllowedSources[listener]
+	cfg.ClientAuth = tls.RequestClientCert
+	cfg.VerifyPeerCertificate = nil
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		refuse := func(source, why string) error {
+			l.ctl.recordFrom(listener, source, lab.Evidence{Control: posture.MTLSMLLP, LabTime: l.clk.Now(), Target: listener,
+				Action: "blocked", Reason: why, Ref: "tls:" + listener})
+			return fmt.Errorf("mtls-mllp: %s", why)
+		}
+		if len(cs.PeerCertificates) == 0 {
+			return refuse("", "TLS client without a certificate refused at "+listener)
+		}
+		leaf := cs.PeerCertificates[0]
+		cn := leaf.Subject.CommonName
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: l.pki.Pool(), Intermediates: inter, CurrentTime: l.clk.Now(),
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			return refuse(cn, fmt.Sprintf("client certificate %q is not from the lab CA: %v", cn, err))
+		}
+		if l.pki.IsRevoked(leaf.SerialNumber) {
+			return refuse(cn, fmt.Sprintf("client certificate %q (serial %s) is revoked", cn, leaf.SerialNumber))
+		}
+		if restricted && !slices.Contains(allowed, cn) {
+			return refuse(cn, fmt.Sprintf("%q may not send to %s (allowed: %s)", cn, listener, strings.Join(allowed, ", ")))
+		}
+		return nil
+	}
+	return cfg, nil
+}
+
+// mllpClientTLS is the client configuration of identity under mtls-mllp
+// (nil when off). The client accepts only servers whose certificate names
+// one of peers: a man in the middle with some other certificate, or none
+// from the lab CA, fails the handshake, and the refusal is evidence.
+func (l *Lab) mllpClientTLS(identity string, peers ...string) (*tls.Config, error) {
+	if !l.ctl.on(posture.MTLSMLLP) || l.pki == nil {
+		return nil, nil
+	}
+	cfg, err := l.pki.ClientTLS(identity)
+	if err != nil {
+		return nil, err
+	}
+	// Verification is done here (not by the standard verifier against the
+	// dialled address) so that every failure is recorded.
+	cfg.InsecureSkipVerify = true
+	cfg.VerifyPeerCertificate = nil
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		refuse := func(why string) error {
+			l.ctl.recordFrom(identity, "", lab.Evidence{Control: posture.MTLSMLLP, LabTime: l.clk.Now(), Target: identity,
+				Action: "blocked", Reason: why, Ref: "tls-client:" + identity})
+			return fmt.Errorf("mtls-mllp: %s", why)
+		}
+		if len(cs.PeerCertificates) == 0 {
+			return refuse("server presented no certificate")
+		}
+		leaf := cs.PeerCertificates[0]
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: l.pki.Pool(), Intermediates: inter, CurrentTime: l.clk.Now(),
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+			return refuse(fmt.Sprintf("%s refused the server certificate %q: not from the lab CA (%v): possible man in the middle",
+				identity, leaf.Subject.CommonName, err))
+		}
+		if l.pki.IsRevoked(leaf.SerialNumber) {
+			return refuse(fmt.Sprintf("server certificate %q is revoked", leaf.Subject.CommonName))
+		}
+		if !slices.Contains(peers, leaf.Subject.CommonName) {
+			return refuse(fmt.Sprintf("%s expected one of %s, the server presented %q: possible man in the middle",
+				identity, strings.Join(peers, ", "), leaf.Subject.CommonName))
+		}
+		return nil
+	}
+	return cfg, nil
+}
+
+// Compromise implements lab.Adversary: what an attacker who took over
+// identity holds (its certificate and key, its broker login).
+func (l *Lab) Compromise(ctx context.Context, identity string) (lab.Foothold, error) {
+	f := lab.Foothold{Identity: identity, MQTTURL: l.Broker.URL()}
+	known := slices.Contains([]string{idPumpServer, idEMAR, idEHR, idAM}, identity) || slices.Contains(l.pumpIDs, identity)
+	if !known {
+		return f, fmt.Errorf("inproc: compromise %q: no such identity (services %s, %s, %s, %s or a pump id)", identity,
+			idPumpServer, idEMAR, idEHR, idAM)
+	}
+	f.MQTTUsername, f.MQTTPassword = l.brokerLogin(identity)
+	if l.pki != nil {
+		cfg, err := l.pki.ClientTLS(identity)
+		if err != nil {
+			return f, err
+		}
+		cfg.ServerName = "127.0.0.1"
+		f.TLS = cfg
+	}
+	return f, nil
+}
+
+// brokerLogin is the broker username and password identity uses.
+func (l *Lab) brokerLogin(identity string) (user, pass string) {
+	w := l.topo.Posture.Weaknesses.SharedCredentials
+	if w.Enabled {
+		return w.Username, w.Password
+	}
+	return identity, l.secret("broker:" + identity)
+}
+
+// secret derives a per-lab secret (a password, a code) from the seed; the
+// same seed gives the same lab.
+func (l *Lab) secret(purpose string) string {
+	h := uint64(l.topo.Seed)*0x9E3779B97F4A7C15 + 0x70756d70
+	for _, c := range purpose {
+		h ^= uint64(c)
+		h *= 0x100000001B3
+	}
+	return fmt.Sprintf("%016x", h)
+}
