@@ -1,0 +1,305 @@
+// Package capture records the lab's traffic: an AF_PACKET capture of a
+// network interface (the loopback interface for the in-process lab),
+// filtered to the lab's ports, written as pcapng (a writer and a reader of
+// the format, no libpcap), with per-flow counts so that ground-truth labels
+// can be keyed by time and TCP 5-tuple (docs/capture.md).
+//
+// Capturing needs CAP_NET_RAW (root); without it Start returns an error
+// wrapping ErrPermission, and the caller carries on without a capture.
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ErrPermission means the process may not open a packet socket.
+var ErrPermission = errors.New("capture needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep on the binary)")
+
+// Config is a capture.
+type Config struct {
+	// Interface to capture; default "lo".
+	Interface string
+	// Path of the pcapng file to write.
+	Path string
+	// Snaplen is the largest number of bytes kept per packet; default 262144.
+	Snaplen int
+	// Now stamps packets; default time.Now (packet times are wall time, as
+	// the ground truth's).
+	Now func() time.Time
+	// App is written in the file's section header; default "pumplab".
+	App string
+}
+
+// Stats are the counters of a capture.
+type Stats struct {
+	Packets  int64 `json:"packets"`  // written to the file
+	Bytes    int64 `json:"bytes"`    // captured bytes written
+	Filtered int64 `json:"filtered"` // seen but not on a lab port
+	Errors   int64 `json:"errors"`   // receive or write errors
+}
+
+// Flow is what the capture saw of one 5-tuple (one direction).
+type Flow struct {
+	Tuple   string    `json:"tuple"` // tcp:src->dst
+	First   time.Time `json:"first"`
+	Last    time.Time `json:"last"`
+	Packets int       `json:"packets"`
+	Bytes   int       `json:"bytes"`
+}
+
+// Capture is a running capture.
+type Capture struct {
+	cfg   Config
+	fd    int
+	file  *os.File
+	w     *Writer
+	mu    sync.Mutex
+	ports map[uint16]bool
+	flows map[string]*Flow
+	stats Stats
+	done  chan struct{}
+	stop  chan struct{}
+	err   error
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// Start opens a packet socket on the interface and starts writing matching
+// packets to cfg.Path. Packets are kept when their source or destination
+// port has been allowed with AllowPorts.
+func Start(cfg Config) (*Capture, error) {
+	if cfg.Interface == "" {
+		cfg.Interface = "lo"
+	}
+	if cfg.Snaplen <= 0 {
+		cfg.Snaplen = 262144
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.App == "" {
+		cfg.App = "pumplab"
+	}
+	ifi, err := net.InterfaceByName(cfg.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("capture: interface %q: %w", cfg.Interface, err)
+	}
+	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, int(htons(syscall.ETH_P_ALL)))
+	if err != nil {
+		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+			return nil, fmt.Errorf("capture on %s: %w: %v", cfg.Interface, ErrPermission, err)
+		}
+		return nil, fmt.Errorf("capture on %s: packet socket: %w", cfg.Interface, err)
+	}
+	fail := func(what string, err error) (*Capture, error) {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("capture on %s: %s: %w", cfg.Interface, what, err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: htons(syscall.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+		return fail("bind", err)
+	}
+	_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<20)
+	tv := syscall.NsecToTimeval(int64(100 * time.Millisecond))
+	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv); err != nil {
+		return fail("receive timeout", err)
+	}
+	f, err := os.Create(cfg.Path)
+	if err != nil {
+		return fail("output", err)
+	}
+	w, err := NewWriter(f, LinkTypeEthernet, uint32(cfg.Snaplen), cfg.Interface, cfg.App)
+	if err != nil {
+		f.Close()
+		return fail("output", err)
+	}
+	c := &Capture{cfg: cfg, fd: fd, file: f, w: w, ports: map[uint16]bool{}, flows: map[string]*Flow{},
+		done: make(chan struct{}), stop: make(chan struct{})}
+	go c.loop()
+	return c, nil
+}
+
+// Path is the pcapng file being written.
+func (c *Capture) Path() string { return c.cfg.Path }
+
+// AllowPorts adds lab ports: packets to or from them are kept.
+func (c *Capture) AllowPorts(ports ...uint16) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range ports {
+		if p != 0 {
+			c.ports[p] = true
+		}
+	}
+}
+
+// AllowAddr adds the port of a host:port or URL-ish address (tcp://h:p,
+// http://h:p/path); it reports whether it found one.
+func (c *Capture) AllowAddr(addr string) bool {
+	p, ok := PortOf(addr)
+	if ok {
+		c.AllowPorts(p)
+	}
+	return ok
+}
+
+// PortOf extracts the port of host:port, scheme://host:port[/path] or
+// "tcp:a:p->b:p" (both ports are not returned, only the first).
+func PortOf(addr string) (uint16, bool) {
+	for i := 0; i+3 <= len(addr); i++ {
+		if addr[i:i+3] == "://" {
+			addr = addr[i+3:]
+			break
+		}
+	}
+	for i := 0; i < len(addr); i++ {
+		if addr[i] == '/' {
+			addr = addr[:i]
+			break
+		}
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return 0, false
+		}
+		var p uint16
+		if _, err := fmt.Sscanf(port, "%d", &p); err != nil || p == 0 {
+			return 0, false
+		}
+		return p, true
+	}
+	return ap.Port(), ap.Port() != 0
+}
+
+func (c *Capture) loop() {
+	defer close(c.done)
+	buf := make([]byte, c.cfg.Snaplen)
+	lastFlush := time.Now()
+	for {
+		select {
+		case <-c.stop:
+			return
+		default:
+		}
+		n, from, err := syscall.Recvfrom(c.fd, buf, syscall.MSG_TRUNC)
+		if err != nil {
+			if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
+				c.flush(&lastFlush, true)
+				continue
+			}
+			c.mu.Lock()
+			c.stats.Errors++
+			c.err = err
+			c.mu.Unlock()
+			return
+		}
+		// On loopback every packet is seen twice, outgoing and incoming;
+		// keep the incoming copy (as libpcap does).
+		if ll, ok := from.(*syscall.SockaddrLinklayer); ok && ll.Pkttype == syscall.PACKET_OUTGOING && c.cfg.Interface == "lo" {
+			continue
+		}
+		now := c.cfg.Now()
+		capLen := min(n, len(buf))
+		c.packet(now, buf[:capLen], n)
+		c.flush(&lastFlush, false)
+	}
+}
+
+func (c *Capture) packet(now time.Time, data []byte, origLen int) {
+	seg, err := DecodeEthernet(data)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil || !(c.ports[seg.Src.Port()] || c.ports[seg.Dst.Port()]) {
+		c.stats.Filtered++
+		return
+	}
+	if err := c.w.WritePacket(now, data, origLen, ""); err != nil {
+		c.stats.Errors++
+		c.err = err
+		return
+	}
+	c.stats.Packets++
+	c.stats.Bytes += int64(len(data))
+	t := seg.Tuple()
+	f := c.flows[t]
+	if f == nil {
+		f = &Flow{Tuple: t, First: now}
+		c.flows[t] = f
+	}
+	f.Last = now
+	f.Packets++
+	f.Bytes += len(seg.Payload)
+}
+
+// flush writes buffered packets so that readers of the growing file (a
+// detector reading the pcap live) see them within ~20 ms.
+func (c *Capture) flush(last *time.Time, idle bool) {
+	if !idle && time.Since(*last) < 20*time.Millisecond {
+		return
+	}
+	*last = time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.w.Flush(); err != nil {
+		c.stats.Errors++
+		c.err = err
+	}
+}
+
+// Sync makes every packet captured so far visible in the file.
+func (c *Capture) Sync() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.w.Flush()
+}
+
+// Stats returns the counters.
+func (c *Capture) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
+// Flows returns what was seen of each 5-tuple, sorted by first packet.
+func (c *Capture) Flows() []Flow {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Flow, 0, len(c.flows))
+	for _, f := range c.flows {
+		out = append(out, *f)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].First.Equal(out[j].First) {
+			return out[i].First.Before(out[j].First)
+		}
+		return out[i].Tuple < out[j].Tuple
+	})
+	return out
+}
+
+// Close stops the capture and closes the file; it returns the first
+// receive or write error, if any.
+func (c *Capture) Close() error {
+	close(c.stop)
+	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := c.err
+	if ferr := c.w.Flush(); err == nil {
+		err = ferr
+	}
+	if cerr := c.file.Close(); err == nil {
+		err = cerr
+	}
+	syscall.Close(c.fd)
+	return err
+}
