@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -23,8 +24,12 @@ type Client struct {
 	broken error
 }
 
-// Dial connects to addr; with tlsConf it speaks MLLP over TLS (ServerName
-// defaults to the host of addr). ctx bounds the connection and handshake.
+// Dial connects to addr; with tlsConf it speaks MLLP over TLS and verifies
+// that the server's certificate is issued to tlsConf.ServerName (default:
+// the host of addr), so set ServerName to the server's identity (e.g.
+// "alarm-manager") to detect a man in the middle that holds another
+// certificate of the same CA. ctx bounds the connection and handshake. A
+// failed verification of the server's certificate is a *VerificationError.
 func Dial(ctx context.Context, addr string, tlsConf *tls.Config) (*Client, error) {
 	var conn net.Conn
 	var err error
@@ -35,8 +40,19 @@ func Dial(ctx context.Context, addr string, tlsConf *tls.Config) (*Client, error
 				cfg.ServerName = host
 			}
 		}
+		if vp := cfg.VerifyPeerCertificate; vp != nil {
+			cfg.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+				if err := vp(raw, chains); err != nil {
+					return &hookError{err}
+				}
+				return nil
+			}
+		}
 		d := tls.Dialer{Config: cfg}
 		conn, err = d.DialContext(ctx, "tcp", addr)
+		if err != nil && isVerification(err) {
+			return nil, &VerificationError{Addr: addr, ServerName: cfg.ServerName, Err: err}
+		}
 	} else {
 		var d net.Dialer
 		conn, err = d.DialContext(ctx, "tcp", addr)

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +69,22 @@ type Config struct {
 	// time); 0 keeps idle connections open (interface engines keep MLLP
 	// connections up for days).
 	IdleTimeout time.Duration
+
+	// Name names the listener in Reject.Target and logs (e.g.
+	// "alarm-manager"); default its address.
+	Name string
+	// AllowedCNs, when set, lists the client certificate common names
+	// allowed to send (posture mtls-mllp allowed_sources); needs TLS. A
+	// connection from anyone else is reported at once and its first
+	// message is answered AR (ERR-5 SENDER-NOT-ALLOWED, ERR-8 naming the
+	// CN and the listener), then closed; no message of it is handled.
+	AllowedCNs []string
+	// RateLimit, when set, limits the messages of each source (posture
+	// rate-limit, target mllp); see RateLimit.
+	RateLimit *RateLimit
+	// OnReject receives every act of the controls above and every failed
+	// TLS handshake; it must not block.
+	OnReject func(Reject)
 }
 
 // Stats counts what a server saw.
@@ -77,6 +94,8 @@ type Stats struct {
 	Accepted    int64 // messages answered with AA/CA or a handler reply
 	Rejected    int64 // frames answered with AR/AE/CR/CE, oversize frames, runs of unframed bytes
 	TLSFailures int64 // failed TLS handshakes
+	NotAllowed  int64 // connections refused by AllowedCNs
+	RateLimited int64 // messages answered AR by the rate limit (also in Rejected)
 }
 
 // Server is an MLLP listener. Create it with New, then Start; Close stops it.
@@ -114,6 +133,11 @@ type Server struct {
 
 	connSeq, ackSeq                                  atomic.Uint64
 	nConns, nRecv, nAccepted, nRejected, nTLSFailure atomic.Int64
+	nNotAllowed, nRateLimited                        atomic.Int64
+
+	allowed     map[string]bool
+	allowedList string
+	limit       *limiter
 }
 
 // New returns a server for cfg; it does not listen until Start.
@@ -134,6 +158,16 @@ func New(cfg Config) *Server {
 		cfg.WriteTimeout = 10 * time.Second
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, clk: cfg.Clock, conns: map[net.Conn]struct{}{}}
+	if cfg.AllowedCNs != nil {
+		s.allowed = map[string]bool{}
+		for _, cn := range cfg.AllowedCNs {
+			s.allowed[cn] = true
+		}
+		s.allowedList = strings.Join(cfg.AllowedCNs, ", ")
+	}
+	if cfg.RateLimit != nil {
+		s.limit = &limiter{cfg: *cfg.RateLimit, buckets: map[string]*tokenBucket{}}
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -150,6 +184,12 @@ func (s *Server) Start(ctx context.Context) error {
 	defer s.mu.Unlock()
 	if s.ln != nil || s.closed {
 		return errors.New("hl7: server: already started or closed")
+	}
+	if s.cfg.AllowedCNs != nil && (s.cfg.TLS == nil || len(s.cfg.AllowedCNs) == 0) {
+		return fmt.Errorf("hl7: server %s: AllowedCNs needs TLS and at least one name", s.cfg.Addr)
+	}
+	if r := s.cfg.RateLimit; r != nil && (r.PerSecond <= 0 || r.Burst < 1) {
+		return fmt.Errorf("hl7: server %s: rate limit %g/s burst %d: per second must be > 0 and burst >= 1", s.cfg.Addr, r.PerSecond, r.Burst)
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
@@ -186,6 +226,8 @@ func (s *Server) Stats() Stats {
 		Accepted:    s.nAccepted.Load(),
 		Rejected:    s.nRejected.Load(),
 		TLSFailures: s.nTLSFailure.Load(),
+		NotAllowed:  s.nNotAllowed.Load(),
+		RateLimited: s.nRateLimited.Load(),
 	}
 }
 
@@ -264,7 +306,10 @@ func (s *Server) serveConn(c net.Conn) {
 		cancel()
 		if err != nil {
 			s.nTLSFailure.Add(1)
-			log.Warn("hl7 server: TLS handshake failed", "err", err)
+			why := describeHandshake(err)
+			log.Warn("hl7 server: TLS handshake failed", "listener", s.name(), "err", why)
+			s.reject(Reject{Control: ControlMTLS, Action: Blocked, Target: s.name(), Source: meta.RemoteAddr,
+				Reason: "TLS handshake failed: " + why, Ref: fmt.Sprintf("conn %d %s", meta.ConnID, meta.RemoteAddr)})
 			return
 		}
 		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
@@ -273,6 +318,17 @@ func (s *Server) serveConn(c net.Conn) {
 		}
 	}
 	log.Debug("hl7 server: connection", "tls", meta.TLS, "peer_cn", meta.PeerCN)
+	refused := s.notAllowed(meta)
+	if refused != "" {
+		s.nNotAllowed.Add(1)
+		log.Warn("hl7 server: sender not allowed", "listener", s.name(), "peer_cn", meta.PeerCN, "reason", refused)
+		src := meta.PeerCN
+		if src == "" {
+			src = meta.RemoteAddr
+		}
+		s.reject(Reject{Control: ControlMTLS, Action: Blocked, Target: s.name(), Source: src, Reason: refused,
+			Ref: fmt.Sprintf("conn %d %s", meta.ConnID, meta.RemoteAddr)})
+	}
 	br := bufio.NewReader(c)
 	inGarbage := false
 	for {
@@ -315,6 +371,18 @@ func (s *Server) serveConn(c net.Conn) {
 		}
 		inGarbage = false
 		s.nRecv.Add(1)
+		if refused != "" {
+			s.nRejected.Add(1)
+			_ = s.write(c, s.rejectRaw(frame, &AckError{Code: ErrCodeInternal, AppCode: AppCodeSenderNotAllowed,
+				AppText: "sender not allowed", Message: refused}))
+			return
+		}
+		if reply, limited := s.rateLimit(frame, meta, log); limited {
+			if err := s.write(c, reply); err != nil {
+				return
+			}
+			continue
+		}
 		reply := s.handle(frame, meta, log)
 		if err := s.write(c, reply); err != nil {
 			log.Debug("hl7 server: write reply", "err", err)
