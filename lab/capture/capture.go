@@ -53,6 +53,8 @@ type Flow struct {
 	Last    time.Time `json:"last"`
 	Packets int       `json:"packets"`
 	Bytes   int       `json:"bytes"`
+	// Closed: a FIN or RST was seen in this direction.
+	Closed bool `json:"closed,omitempty"`
 }
 
 // Capture is a running capture.
@@ -238,6 +240,9 @@ func (c *Capture) packet(now time.Time, data []byte, origLen int) {
 	f.Last = now
 	f.Packets++
 	f.Bytes += len(seg.Payload)
+	if seg.Flags&(FlagFIN|FlagRST) != 0 {
+		f.Closed = true
+	}
 }
 
 // flush writes buffered packets so that readers of the growing file (a

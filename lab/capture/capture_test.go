@@ -92,13 +92,25 @@ func traffic(t *testing.T, c *Capture) (mqttPort, mllpPort uint16) {
 	return mqttPort, mllpPort
 }
 
-// awaitPackets waits until the capture wrote at least n packets (events,
-// not a fixed sleep).
-func awaitPackets(t *testing.T, c *Capture, n int64) {
+// awaitClosed waits until the capture saw a FIN or RST towards each port
+// (the clients closed: every packet before it was captured).
+func awaitClosed(t *testing.T, c *Capture, ports ...uint16) {
 	deadline := time.Now().Add(10 * time.Second)
-	for c.Stats().Packets < n {
+	for {
+		done := 0
+		for _, p := range ports {
+			for _, f := range c.Flows() {
+				if f.Closed && strings.HasSuffix(f.Tuple, fmt.Sprintf(":%d", p)) {
+					done++
+					break
+				}
+			}
+		}
+		if done == len(ports) {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("capture wrote %d packets, want >= %d (stats %+v)", c.Stats().Packets, n, c.Stats())
+			t.Fatalf("capture saw no close towards ports %v (flows %+v)", ports, c.Flows())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -107,7 +119,7 @@ func awaitPackets(t *testing.T, c *Capture, n int64) {
 func TestCaptureLoopbackReadBack(t *testing.T) {
 	c := startCapture(t)
 	mqttPort, mllpPort := traffic(t, c)
-	awaitPackets(t, c, 20)
+	awaitClosed(t, c, mqttPort, mllpPort)
 	// Traffic on a port that was not allowed is filtered out.
 	other, _ := net.Listen("tcp", "127.0.0.1:0")
 	go func() {
@@ -182,7 +194,7 @@ func TestTsharkDecodesCapture(t *testing.T) {
 	}
 	c := startCapture(t)
 	mqttPort, mllpPort := traffic(t, c)
-	awaitPackets(t, c, 20)
+	awaitClosed(t, c, mqttPort, mllpPort)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
