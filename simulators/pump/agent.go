@@ -23,8 +23,15 @@ import (
 )
 
 // LibraryFetcher downloads the library bundle at url and checks it against
-// hash (the caller's HTTP client and signature policy live behind it).
+// hash (the caller's HTTP client lives behind it). It returns the bare
+// library: the pump cannot check a signature. Prefer BundleFetcher.
 type LibraryFetcher func(ctx context.Context, url, hash string) (*druglib.Library, error)
+
+// BundleFetcher downloads the library bundle at url (hash is the one the
+// command names, for the fetcher's own transport check) and returns it whole
+// — library, hash, approval record, signature and key id — so that the pump
+// checks it against its LibraryPolicy.
+type BundleFetcher func(ctx context.Context, url, hash string) (*druglib.Bundle, error)
 
 // AgentConfig configures an Agent. The zero value connects to
 // tcp://127.0.0.1:1883 as the pump id and publishes status every 10 lab
@@ -54,8 +61,21 @@ type AgentConfig struct {
 	// CloseFlush is how long Close waits (wall) for the outbox to drain on a
 	// live connection; default 2 s.
 	CloseFlush time.Duration
-	// LibraryFetcher serves OpActivateLib; nil rejects library commands.
+	// BundleFetcher serves OpActivateLib; the pump checks the bundle against
+	// its LibraryPolicy (pump.Config). It takes precedence over
+	// LibraryFetcher.
+	BundleFetcher BundleFetcher
+	// LibraryFetcher is the older form of BundleFetcher (the bare library,
+	// wrapped in an unsigned bundle with the command's hash, which a
+	// LibraryPolicy requiring signatures refuses). Both nil rejects library
+	// commands.
 	LibraryFetcher LibraryFetcher
+	// CommandVerifier is the signed-commands control: every command must
+	// pass Verify (signature, key, nonce, counter window, time skew) or is
+	// acked rejected with the verifier's code (AUTH-SIG, AUTH-REPLAY, ...)
+	// and reported as ControlEvent{signed-commands, blocked}. nil = legacy:
+	// unsigned commands from anyone who can publish on the cmd topic run.
+	CommandVerifier *pumpwire.Verifier
 	// AwaitServer makes the agent deliver events and alarms end to end to a
 	// pump server: it flushes its outbox only while the server reads online
 	// on pumpwire.ServerOnlineTopic (nothing is published into a broker
@@ -88,6 +108,8 @@ type AgentCounters struct {
 	BusyCommands   uint64 // commands refused because the queue was full
 	Connects       uint64
 	ConnectionLost uint64
+	AuthRefused    uint64 // commands refused by the CommandVerifier
+	Moves          uint64 // broker changes by the server_address setting
 	Receipts       uint64 // events and alarms confirmed by the pump server (AwaitServer)
 	Resent         uint64 // events and alarms queued again for want of a receipt
 }
@@ -116,6 +138,7 @@ type Agent struct {
 	recentQ   []string
 	client    mqtt.Client
 	started   bool
+	closed    bool
 
 	wake       chan struct{}
 	cmds       chan mqtt.Message
@@ -179,6 +202,7 @@ func NewAgent(p *Pump, cfg AgentConfig) *Agent {
 	if cfg.Session == "" {
 		cfg.Session = strconv.FormatInt(cfg.Clock.Now().UnixMilli(), 36) + strconv.FormatInt(agentN.Add(1), 36)
 	}
+	p.initServerAddress(cfg.BrokerURL)
 	return &Agent{
 		p: p, cfg: cfg, clk: cfg.Clock, id: p.ID(),
 		log:    cfg.Logger.With("agent", p.ID()),
@@ -215,29 +239,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.started = true
 	a.mu.Unlock()
 
-	opts := mqtt.NewClientOptions().
-		AddBroker(a.cfg.BrokerURL).
-		SetClientID(a.cfg.ClientID).
-		SetUsername(a.cfg.Username).
-		SetPassword(a.cfg.Password).
-		SetKeepAlive(a.cfg.KeepAlive).
-		SetPingTimeout(a.cfg.ConnectTimeout).
-		SetConnectTimeout(a.cfg.ConnectTimeout).
-		SetWriteTimeout(a.cfg.PublishTimeout).
-		SetCleanSession(true).
-		SetStore(noStore{}).
-		SetCustomOpenConnectionFn(pumpwire.BufferedDialer(a.cfg.BrokerURL, 1<<10)).
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(a.cfg.ReconnectMax).
-		SetMaxReconnectInterval(a.cfg.ReconnectMax).
-		SetOnConnectHandler(a.onConnect).
-		SetConnectionLostHandler(a.onLost).
-		SetReconnectingHandler(func(_ mqtt.Client, o *mqtt.ClientOptions) { a.setWill(o) })
-	if a.cfg.TLS != nil {
-		opts.SetTLSConfig(a.cfg.TLS)
-	}
-	a.setWill(opts)
+	opts := a.options(a.cfg.BrokerURL)
 
 	run, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	client := mqtt.NewClient(opts)
@@ -254,6 +256,72 @@ func (a *Agent) Start(ctx context.Context) error {
 	go func() { defer a.wg.Done(); a.cmdLoop(run) }()
 	a.log.Info("agent started", "broker", a.cfg.BrokerURL)
 	return nil
+}
+
+// options returns the paho options of a connection to brokerURL.
+func (a *Agent) options(brokerURL string) *mqtt.ClientOptions {
+	opts := mqtt.NewClientOptions().
+		AddBroker(brokerURL).
+		SetClientID(a.cfg.ClientID).
+		SetUsername(a.cfg.Username).
+		SetPassword(a.cfg.Password).
+		SetKeepAlive(a.cfg.KeepAlive).
+		SetPingTimeout(a.cfg.ConnectTimeout).
+		SetConnectTimeout(a.cfg.ConnectTimeout).
+		SetWriteTimeout(a.cfg.PublishTimeout).
+		SetCleanSession(true).
+		SetStore(noStore{}).
+		SetCustomOpenConnectionFn(pumpwire.BufferedDialer(brokerURL, 1<<10)).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(a.cfg.ReconnectMax).
+		SetMaxReconnectInterval(a.cfg.ReconnectMax).
+		SetOnConnectHandler(a.onConnect).
+		SetConnectionLostHandler(a.onLost).
+		SetReconnectingHandler(func(_ mqtt.Client, o *mqtt.ClientOptions) { a.setWill(o) })
+	if a.cfg.TLS != nil {
+		opts.SetTLSConfig(a.cfg.TLS)
+	}
+	a.setWill(opts)
+	return opts
+}
+
+// BrokerURL returns the broker the agent uses now (it changes when the
+// pump's server_address setting does).
+func (a *Agent) BrokerURL() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg.BrokerURL
+}
+
+// move drops the current broker connection and connects to u instead: the
+// pump's server_address setting changed (by a biomed, or by an attacker on
+// the config channel: ATK-33). Buffered and unconfirmed messages go to the
+// new broker.
+func (a *Agent) move(u string) {
+	if CheckServerAddress(u) != nil {
+		return
+	}
+	a.mu.Lock()
+	if !a.started || a.closed || a.client == nil || u == a.cfg.BrokerURL {
+		a.mu.Unlock()
+		return
+	}
+	old := a.client
+	prev := a.cfg.BrokerURL
+	a.cfg.BrokerURL = u
+	a.gen++
+	a.serverUp = false
+	a.requeue = len(a.unacked) > 0
+	a.setConnected(false)
+	a.counters.Moves++
+	client := mqtt.NewClient(a.options(u))
+	a.client = client
+	a.mu.Unlock()
+	a.log.Warn("server address changed: moving to another broker", "from", prev, "to", u)
+	old.Disconnect(50)
+	a.p.SetComm(false)
+	client.Connect()
 }
 
 // setWill gives each connection attempt a last will with a fresh message id
@@ -281,6 +349,7 @@ func (a *Agent) msgID(seq uint64) string { return fmt.Sprintf("%s-%s-m%d", a.id,
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
 		a.mu.Lock()
+		a.closed = true
 		client, started, cancel, stopListen := a.client, a.started, a.cancel, a.stopListen
 		a.mu.Unlock()
 		if !started || client == nil {
@@ -484,6 +553,9 @@ func (a *Agent) onOutput(o Output) {
 		a.enqueue(pumpwire.KindAlarm, o.Time, o.Alarm, true, nil)
 	case o.Event != nil:
 		a.enqueue(pumpwire.KindEvent, o.Time, o.Event, false, o.Event.Snapshot)
+		if o.Event.Type == EvConfigChanged && o.Event.Params["setting"] == pumpwire.SetServerAddress {
+			go a.move(o.Event.Params["value"])
+		}
 	}
 }
 
@@ -830,6 +902,24 @@ func (a *Agent) HandleCommand(ctx context.Context, topic string, payload []byte)
 		}
 		return pumpwire.CommandAck{CmdID: cid, Result: pumpwire.ResultRejected, Code: "BAD-CMD", Reason: reason}, true
 	}
+	if v := a.cfg.CommandVerifier; v != nil {
+		if err := v.Verify(env); err != nil {
+			code := pumpwire.AuthCode(err)
+			if code == "" {
+				code = "AUTH"
+			}
+			a.mu.Lock()
+			a.counters.AuthRefused++
+			a.mu.Unlock()
+			a.log.Warn("unauthenticated command refused", "cmd_id", cmd.CmdID, "op", cmd.Op, "from", env.From, "code", code, "err", err)
+			a.p.refusedCommand(cmd, env, code, err.Error())
+			a.p.ReportControl(ControlEvent{Control: CtlSignedCommands, Action: ActionBlocked, Ref: cmd.CmdID,
+				Reason: fmt.Sprintf("op %s from %q refused: %v", cmd.Op, env.From, err)})
+			return pumpwire.CommandAck{CmdID: cmd.CmdID, Channel: cmd.Channel, Result: pumpwire.ResultRejected, Code: code, Reason: err.Error()}, true
+		}
+		a.p.ReportControl(ControlEvent{Control: CtlSignedCommands, Action: ActionAllowed, Ref: cmd.CmdID,
+			Reason: fmt.Sprintf("op %s from %q signed by key %q", cmd.Op, env.From, env.Auth.KeyID)})
+	}
 	a.mu.Lock()
 	if prev, dup := a.recent[cmd.CmdID]; dup {
 		a.counters.DupCommands++
@@ -881,7 +971,7 @@ func (a *Agent) exec(ctx context.Context, env pumpwire.Envelope, cmd *pumpwire.C
 		err = a.p.RemoteClearAlarm(cmd.AlarmID, by)
 	case pumpwire.OpFirmware:
 		var applied bool
-		applied, err = a.p.StageFirmware(cmd.Firmware)
+		applied, err = a.p.StageFirmwareImage(cmd.Firmware, cmd.Image, cmd.CmdID)
 		if err == nil && !applied {
 			ack.Result, ack.Reason = pumpwire.ResultDeferred, "applied when no channel is active"
 		}
@@ -889,6 +979,16 @@ func (a *Agent) exec(ctx context.Context, env pumpwire.Envelope, cmd *pumpwire.C
 		return a.execLibrary(ctx, cmd, ack)
 	case pumpwire.OpStatusRequest:
 		a.publishStatus()
+	case pumpwire.OpSetRate:
+		err = a.p.SetRate(cmd.Channel, cmd.RateMLH, by)
+		if err == nil {
+			ack.Reason = fmt.Sprintf("rate now %.4g mL/h", cmd.RateMLH)
+		}
+	case pumpwire.OpConfig:
+		err = a.p.ApplySettings(Remote, by, cmd.Settings)
+		if err == nil {
+			ack.Reason = fmt.Sprintf("%d setting(s) applied", len(cmd.Settings))
+		}
 	default:
 		err = reject("BAD-CMD", "unknown op %q", cmd.Op)
 	}
@@ -910,23 +1010,37 @@ func (a *Agent) execLibrary(ctx context.Context, cmd *pumpwire.Command, ack pump
 		a.log.Warn("library command refused", "cmd_id", cmd.CmdID, "code", code, "reason", reason)
 		return ack
 	}
-	if a.cfg.LibraryFetcher == nil {
+	if a.cfg.LibraryFetcher == nil && a.cfg.BundleFetcher == nil {
 		return fail("LIB-NOFETCH", "this pump has no library fetcher")
 	}
 	fctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	lib, err := a.cfg.LibraryFetcher(fctx, cmd.LibraryURL, cmd.LibraryHash)
+	var b *druglib.Bundle
+	var err error
+	if a.cfg.BundleFetcher != nil {
+		b, err = a.cfg.BundleFetcher(fctx, cmd.LibraryURL, cmd.LibraryHash)
+	} else {
+		var lib *druglib.Library
+		lib, err = a.cfg.LibraryFetcher(fctx, cmd.LibraryURL, cmd.LibraryHash)
+		if lib != nil {
+			b = &druglib.Bundle{Library: lib, Hash: cmd.LibraryHash}
+		}
+	}
 	if err != nil {
 		return fail("LIB-FETCH", err.Error())
 	}
-	if lib == nil {
+	if b == nil || b.Library == nil {
 		return fail("LIB-FETCH", "fetcher returned no library")
 	}
-	if lib.Version != cmd.LibraryVersion {
-		return fail("LIB-VERSION", fmt.Sprintf("fetched version %q, command names %q", lib.Version, cmd.LibraryVersion))
+	if b.Library.Version != cmd.LibraryVersion {
+		return fail("LIB-VERSION", fmt.Sprintf("fetched version %q, command names %q", b.Library.Version, cmd.LibraryVersion))
 	}
-	activated, err := a.p.StageLibrary(lib, cmd.LibraryHash)
+	activated, err := a.p.StageBundle(b, cmd.CmdID)
 	if err != nil {
+		var r *Rejection
+		if errors.As(err, &r) {
+			return fail(r.Code, r.Reason)
+		}
 		return fail("ERROR", err.Error())
 	}
 	if !activated {

@@ -48,6 +48,10 @@ type channel struct {
 	resumeKVO bool     // return to KVO (not the programmed rate) after an alarm
 	doorOpen  bool
 	factor    float64 // motor factor (1 = honest; tampering changes it)
+	calib     float64 // flow calibration device setting (1 = factory)
+	occluded  bool    // a downstream occlusion is building pressure
+	occlVol0  float64 // motor volume at the occlusion's onset
+	airUL     float64 // air delivered to the patient (bubbles below the threshold)
 	flowErr   float64 // relative flow error of the running program
 
 	segs []Segment
@@ -63,7 +67,7 @@ type channel struct {
 }
 
 func newChannel(name string, t ChannelType) *channel {
-	return &channel{name: name, typ: t, state: ChIdle, factor: 1}
+	return &channel{name: name, typ: t, state: ChIdle, factor: 1, calib: 1}
 }
 
 func (c *channel) startSegment(now time.Time) {
@@ -83,7 +87,7 @@ func (c *channel) cum(t time.Time) (vol, drug, nomVol, nomDrug float64) {
 
 // setRate starts a new segment at now if the rates or concentration change.
 func (c *channel) setRate(now time.Time, nominal, conc float64) {
-	actual := nominal * c.factor * (1 + c.flowErr)
+	actual := nominal * c.factor * c.calib * (1 + c.flowErr)
 	l := c.last()
 	if l.RateMLH == actual && l.NominalMLH == nominal && l.Conc == conc {
 		return
@@ -146,6 +150,9 @@ func (p *Pump) refresh(c *channel) {
 	p.disarm(&c.nearSlot)
 	if !c.state.delivering() {
 		p.disarm(&c.occlSlot)
+		c.occluded = false
+	} else if c.occluded {
+		p.armOcclusion(c)
 	}
 	if c.state == ChPaused {
 		if c.callbackSlot.id == 0 && p.findAlarm(AlarmPausedTooLong, c.name) == nil {
@@ -215,6 +222,7 @@ func (p *Pump) endTherapy(c *channel, reason string) {
 	p.disarm(&c.nearSlot)
 	p.disarm(&c.callbackSlot)
 	p.disarm(&c.occlSlot)
+	c.occluded = false
 	p.pcaEnd(c)
 	c.state = ChStopped
 	p.refresh(c)

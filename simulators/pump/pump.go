@@ -126,8 +126,15 @@ type Config struct {
 	// LibraryHash is reported with the library version (sha256 of the bundle).
 	LibraryHash string
 	CareArea    string // care area name of the active library
-	Battery     Battery
-	OnBattery   bool // start unplugged
+	// LibrarySeq is the release number of Library (druglib.Bundle.Seq), the
+	// base of the anti-rollback check; 0 = unknown.
+	LibrarySeq uint64
+	// LibraryPolicy is the signed-library control; nil = legacy.
+	LibraryPolicy *LibraryPolicy
+	// FirmwarePolicy is the signed-firmware control; nil = legacy.
+	FirmwarePolicy *FirmwarePolicy
+	Battery        Battery
+	OnBattery      bool // start unplugged
 	// Seed drives every random choice (flow error, POST failure).
 	Seed uint64
 	// FlowError is the relative flow inaccuracy: each started program runs
@@ -157,6 +164,14 @@ type Config struct {
 	// before the pressure alarm (time to alarm = volume / rate); 0 = 0.5 mL,
 	// negative = alarm at once.
 	OcclusionBuildupML float64
+	// OcclusionThresholdMMHg is the downstream occlusion alarm pressure,
+	// 100..1200 mmHg; 0 = 300 (see the pressure model in docs/pump.md).
+	OcclusionThresholdMMHg float64
+	// AirInLineUL is the smallest air bubble that alarms, 10..1000 uL; 0 = 100.
+	AirInLineUL float64
+	// ServerAddress is the broker URL of the pump server as the pump stores
+	// it (the agent fills it in from its BrokerURL when empty).
+	ServerAddress string
 	// NearEndMin raises the low-priority near-end advisory this many minutes
 	// before VTBI completion on syringe channels; 0 = 5, negative = off.
 	NearEndMin float64
@@ -164,6 +179,9 @@ type Config struct {
 	LogLimit int
 	// OnOutput, if set, receives every event and alarm transition (see Listen).
 	OnOutput func(Output)
+	// OnControl, if set, receives every act of a security control on this
+	// pump (ControlEvent); called without the pump locked, it must not block.
+	OnControl func(ControlEvent)
 }
 
 // Output is one event or alarm transition the pump emits. Exactly one of
@@ -211,6 +229,8 @@ type Pump struct {
 	libHash     string
 	pendingLib  *druglib.Library
 	pendingHash string
+	libSeq      uint64
+	pendingSeq  uint64
 	pendingFW   string
 	careArea    string
 	patientID   string
@@ -226,6 +246,8 @@ type Pump struct {
 	comm        bool
 	postSlot    timerSlot
 	pending     []Output // emitted under mu, delivered by unlock
+	pendingCtl  []ControlEvent
+	set         settings
 
 	outMu      sync.Mutex
 	outQ       []Output
@@ -267,6 +289,14 @@ func New(cfg Config) *Pump {
 	if cfg.OcclusionBuildupML == 0 {
 		cfg.OcclusionBuildupML = 0.5
 	}
+	if cfg.OcclusionThresholdMMHg == 0 {
+		cfg.OcclusionThresholdMMHg = DefaultOcclusionThresholdMMHg
+	}
+	cfg.OcclusionThresholdMMHg = math.Max(MinOcclusionThresholdMMHg, math.Min(MaxOcclusionThresholdMMHg, cfg.OcclusionThresholdMMHg))
+	if cfg.AirInLineUL == 0 {
+		cfg.AirInLineUL = DefaultAirInLineUL
+	}
+	cfg.AirInLineUL = math.Max(MinAirInLineUL, math.Min(MaxAirInLineUL, cfg.AirInLineUL))
 	if cfg.NearEndMin == 0 {
 		cfg.NearEndMin = 5
 	}
@@ -294,9 +324,11 @@ func New(cfg Config) *Pump {
 		firmware:  cfg.Firmware,
 		lib:       cfg.Library,
 		libHash:   cfg.LibraryHash,
+		libSeq:    cfg.LibrarySeq,
 		careArea:  cfg.CareArea,
 		listeners: map[int]func(Output){},
 	}
+	p.initSettings()
 	for i, t := range cfg.Channels {
 		p.channels = append(p.channels, newChannel(string(rune('A'+i)), t))
 	}
@@ -383,9 +415,16 @@ func (p *Pump) unlock() {
 	p.applyDeferred()
 	outs := p.pending
 	p.pending = nil
+	ctls := p.pendingCtl
+	p.pendingCtl = nil
 	p.outMu.Lock()
 	p.outQ = append(p.outQ, outs...)
 	p.mu.Unlock()
+	defer func() {
+		for _, ev := range ctls {
+			p.cfg.OnControl(ev)
+		}
+	}()
 	if p.delivering {
 		p.outMu.Unlock()
 		return
@@ -606,13 +645,18 @@ func (p *Pump) StageLibrary(lib *druglib.Library, hash string) (activated bool, 
 	}
 	p.mu.Lock()
 	defer p.unlock()
-	p.pendingLib, p.pendingHash = lib, hash
-	p.addLog(LogEntry{Kind: LogLibrary, Source: "pump", Action: "library_staged", Detail: lib.Version + " " + hash})
+	return p.stageLibraryLocked(lib, hash, 0), nil
+}
+
+// stageLibraryLocked stages lib of release seq. Caller holds p.mu.
+func (p *Pump) stageLibraryLocked(lib *druglib.Library, hash string, seq uint64) (activated bool) {
+	p.pendingLib, p.pendingHash, p.pendingSeq = lib, hash, seq
+	p.addLog(LogEntry{Kind: LogLibrary, Source: "pump", Action: "library_staged", Detail: fmt.Sprintf("%s %s release %d", lib.Version, hash, seq)})
 	if p.busy() {
-		return false, nil
+		return false
 	}
 	p.applyDeferred()
-	return true, nil
+	return true
 }
 
 // StageFirmware stages a firmware version, applied at once when idle, else
@@ -623,13 +667,18 @@ func (p *Pump) StageFirmware(version string) (applied bool, err error) {
 	}
 	p.mu.Lock()
 	defer p.unlock()
+	return p.stageFirmwareLocked(version), nil
+}
+
+// stageFirmwareLocked stages version. Caller holds p.mu.
+func (p *Pump) stageFirmwareLocked(version string) (applied bool) {
 	p.pendingFW = version
 	p.addLog(LogEntry{Kind: LogFirmware, Source: "pump", Action: "firmware_staged", Detail: version})
 	if p.busy() {
-		return false, nil
+		return false
 	}
 	p.applyDeferred()
-	return true, nil
+	return true
 }
 
 // applyDeferred activates a staged library/firmware when no channel is
@@ -643,8 +692,8 @@ func (p *Pump) applyDeferred() {
 		if p.lib != nil {
 			prev = p.lib.Version
 		}
-		p.lib, p.libHash = lib, p.pendingHash
-		p.pendingLib, p.pendingHash = nil, ""
+		p.lib, p.libHash, p.libSeq = lib, p.pendingHash, p.pendingSeq
+		p.pendingLib, p.pendingHash, p.pendingSeq = nil, "", 0
 		// Programs loaded but not started were checked against the old library.
 		for _, c := range p.channels {
 			if c.state == ChProgramming {
@@ -920,9 +969,8 @@ func (p *Pump) InjectFault(channel string, f Fault) error {
 	}
 	switch f {
 	case FaultOcclusionDown:
-		rate := c.nominalRate()
-		if c.state.delivering() && rate > 0 && p.cfg.OcclusionBuildupML > 0 {
-			p.arm(&c.occlSlot, hoursToDur(p.cfg.OcclusionBuildupML/rate), func() { p.channelAlarm(c, AlarmOcclusionDown, "pressure limit") })
+		if c.state.delivering() && c.last().RateMLH > 0 && p.cfg.OcclusionBuildupML > 0 {
+			p.startOcclusion(c)
 			return nil
 		}
 		p.channelAlarm(c, AlarmOcclusionDown, "injected")
@@ -1019,6 +1067,7 @@ func (p *Pump) clearAlarm(src Source, alarmID, user string) error {
 			c.doorOpen = false
 		case AlarmOcclusionDown:
 			p.disarm(&c.occlSlot)
+			c.occluded = false
 		case AlarmPausedTooLong:
 			if c.state == ChPaused {
 				p.armCallback(c)

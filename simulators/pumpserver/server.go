@@ -69,6 +69,14 @@ type Config struct {
 	// measures pump-to-server latency with it. It must not block.
 	OnStatus func(pumpID string, sent, received time.Time)
 
+	// CommandSigner, when set, signs every command the server sends
+	// (signed-commands control; pumps verify with their CommandVerifier).
+	CommandSigner *pumpwire.Signer
+	// OnControl, if set, receives the server's control events (a command it
+	// could not sign is reported as signed-commands blocked). It must not
+	// block.
+	OnControl func(pumpwire.ControlEvent)
+
 	// App and Facility are MSH-3/MSH-4 of the messages the server sends.
 	App, Facility string
 	Clock         clock.Clock
@@ -889,9 +897,13 @@ func (s *Server) Command(ctx context.Context, pumpID string, cmd pumpwire.Comman
 		s.mu.Unlock()
 	}()
 	seq := s.seq.Add(1)
-	b, err := pumpwire.Encode(fmt.Sprintf("%s-m%d", s.cfg.Name, seq), s.cfg.Name, s.clk.Now(), seq, cmd)
+	b, err := pumpwire.EncodeSigned(s.cfg.CommandSigner, fmt.Sprintf("%s-m%d", s.cfg.Name, seq), s.cfg.Name, s.clk.Now(), seq, cmd)
 	if err != nil {
-		return pumpwire.CommandAck{}, err
+		if s.cfg.CommandSigner != nil && s.cfg.OnControl != nil {
+			s.cfg.OnControl(pumpwire.ControlEvent{Control: pumpwire.CtlSignedCommands, Action: pumpwire.ActionBlocked,
+				PumpID: pumpID, Ref: cmd.CmdID, At: s.clk.Now(), Reason: "command not sent: " + err.Error()})
+		}
+		return pumpwire.CommandAck{}, fmt.Errorf("pumpserver: command %s to %s: %w", cmd.Op, pumpID, err)
 	}
 	if s.mqtt == nil {
 		return pumpwire.CommandAck{}, fmt.Errorf("pumpserver: command %s to %s: server not started", cmd.Op, pumpID)

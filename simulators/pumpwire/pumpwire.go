@@ -422,7 +422,25 @@ const (
 	OpFirmware      = "firmware" // stage a firmware image
 	OpClearAlarm    = "clear_alarm"
 	OpStatusRequest = "status_request"
+	// OpSetRate is the comm module's proprietary "set rate" path: it changes
+	// a running infusion's rate at once, with no nurse (REFERENCE.md ATK-16).
+	OpSetRate = "set_rate"
+	// OpConfig writes device settings (Settings) through the comm module's
+	// proprietary config channel (ATK-17, ATK-26, ATK-33).
+	OpConfig = "config"
 )
+
+// Device settings of OpConfig (Command.Settings keys); the pump checks the
+// values (docs/pump.md, "Device settings").
+const (
+	SetFlowCalibration    = "flow_calibration"         // motor calibration factor, 0.5..2
+	SetOcclusionThreshold = "occlusion_threshold_mmhg" // downstream occlusion alarm pressure, 100..1200
+	SetAirInLine          = "air_in_line_ul"           // air-in-line alarm bubble size, 10..1000
+	SetServerAddress      = "server_address"           // broker URL of the pump server (loopback only)
+)
+
+// SettingKeys are the device settings, in documentation order.
+var SettingKeys = []string{SetFlowCalibration, SetOcclusionThreshold, SetAirInLine, SetServerAddress}
 
 // Program is the infusion program of an OpProgram command.
 type Program struct {
@@ -457,8 +475,15 @@ type Command struct {
 	LibraryURL     string `json:"library_url,omitempty"`
 	LibraryHash    string `json:"library_hash,omitempty"`
 	Firmware       string `json:"firmware,omitempty"`
-	AlarmID        string `json:"alarm_id,omitempty"`
-	Reason         string `json:"reason,omitempty"`
+	// Image describes a signed firmware image (op firmware, hardened
+	// postures); its version must equal Firmware.
+	Image   *FirmwareImage `json:"image,omitempty"`
+	AlarmID string         `json:"alarm_id,omitempty"`
+	Reason  string         `json:"reason,omitempty"`
+	// RateMLH is the new rate of op set_rate.
+	RateMLH float64 `json:"rate_ml_h,omitempty"`
+	// Settings are the device settings of op config (keys in SettingKeys).
+	Settings map[string]string `json:"settings,omitempty"`
 }
 
 // Validate implements Validator.
@@ -495,6 +520,34 @@ func (c *Command) Validate() error {
 	case OpFirmware:
 		if c.Firmware == "" {
 			return errors.New("field firmware: missing for op firmware")
+		}
+		if c.Image != nil {
+			if err := c.Image.Validate(); err != nil {
+				return fmt.Errorf("field image: %w", err)
+			}
+			if c.Image.Version != c.Firmware {
+				return fmt.Errorf("field image.version: %q differs from firmware %q", c.Image.Version, c.Firmware)
+			}
+		}
+	case OpSetRate:
+		if c.RateMLH <= 0 || c.RateMLH != c.RateMLH || c.RateMLH > 1e4 {
+			return fmt.Errorf("field rate_ml_h: %v must be > 0 and at most 10000 for op set_rate", c.RateMLH)
+		}
+	case OpConfig:
+		if len(c.Settings) == 0 || len(c.Settings) > len(SettingKeys) {
+			return fmt.Errorf("field settings: %d entries, want 1..%d for op config", len(c.Settings), len(SettingKeys))
+		}
+		for k, v := range c.Settings {
+			known := false
+			for _, s := range SettingKeys {
+				known = known || k == s
+			}
+			if !known {
+				return fmt.Errorf("field settings: unknown setting %q (known: %s)", k, strings.Join(SettingKeys, ", "))
+			}
+			if v == "" || len(v) > 256 {
+				return fmt.Errorf("field settings.%s: empty or longer than 256", k)
+			}
 		}
 	case OpClearAlarm:
 		if c.AlarmID == "" {
