@@ -111,6 +111,25 @@ type Config struct {
 	// App and Facility are MSH-3/MSH-4 of PCD-05 messages and
 	// acknowledgements, default DefaultApp and DefaultFacility.
 	App, Facility string
+
+	// Heartbeat, when set, turns on the alarm-heartbeat control: heartbeat
+	// and sequence checks per alert reporter, alert ends held until the
+	// reporter's next heartbeat confirms them, a "reporter silent" alert
+	// (see HeartbeatCheck and docs/alarms.md). Nil: no check (heartbeats
+	// are acknowledged and ignored).
+	Heartbeat *HeartbeatCheck
+	// OnControl receives every act of the alarm-heartbeat control; it must
+	// not block and must not call the Manager (it runs under its lock).
+	OnControl func(ControlEvent)
+
+	// MLLPName names the PCD-04 listener in its rejects (default
+	// "alarm-manager"); MLLPAllowedCNs (mtls-mllp allowed_sources, needs
+	// MLLPTLS), MLLPRateLimit (rate-limit) and OnReject are the listener
+	// controls of hl7.Config.
+	MLLPName       string
+	MLLPAllowedCNs []string
+	MLLPRateLimit  *hl7.RateLimit
+	OnReject       func(hl7.Reject)
 }
 
 // Manager is the alarm manager. Create it with New, Start it, Close it.
@@ -132,6 +151,8 @@ type Manager struct {
 	httpSrv  *http.Server
 	httpDone chan struct{}
 	reports  chan *hl7.Message
+
+	reporters map[string]*reporterState
 
 	comms   map[string]string // communicator id -> base URL
 	levels  [][]string
@@ -161,6 +182,10 @@ type alertState struct {
 	timers    []clock.Timer // retry timers; each counts in pending until it runs
 	reported  map[string]bool
 	last      string // phase|state of the last PCD-04
+
+	reporter   string      // reporter key of the start (heartbeat control)
+	pendingEnd *pendingEnd // end held until the next heartbeat
+	internal   bool        // raised by the manager itself: no PCD-05
 }
 
 func (st *alertState) finished() bool {
@@ -187,8 +212,28 @@ func New(cfg Config) *Manager {
 	if cfg.Facility == "" {
 		cfg.Facility = DefaultFacility
 	}
+	if cfg.MLLPName == "" {
+		cfg.MLLPName = "alarm-manager"
+	}
+	if hb := cfg.Heartbeat; hb != nil {
+		c := *hb
+		if c.Interval <= 0 {
+			c.Interval = DefaultHeartbeatInterval
+		}
+		if c.Missed <= 0 {
+			c.Missed = DefaultMissed
+		}
+		if c.MaxGap == 0 {
+			c.MaxGap = DefaultMaxGap
+		}
+		if c.SilentLevel <= 0 {
+			c.SilentLevel = DefaultSilentLevel
+		}
+		cfg.Heartbeat = &c
+	}
 	m := &Manager{
-		cfg: cfg, clk: cfg.Clock, wall: cfg.Wall, log: cfg.Logger, client: cfg.HTTPClient,
+		reporters: map[string]*reporterState{},
+		cfg:       cfg, clk: cfg.Clock, wall: cfg.Wall, log: cfg.Logger, client: cfg.HTTPClient,
 		report:  map[string]bool{},
 		comms:   map[string]string{},
 		levels:  cloneLevels(cfg.Levels),
@@ -243,6 +288,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	m.mllp = hl7.New(hl7.Config{
 		Addr: m.cfg.MLLPAddr, TLS: m.cfg.MLLPTLS, Handler: mux.Serve, Logger: m.log, Clock: m.clk,
 		App: m.cfg.App, Facility: m.cfg.Facility, IDPrefix: "AMACK",
+		Name: m.cfg.MLLPName, AllowedCNs: m.cfg.MLLPAllowedCNs, RateLimit: m.cfg.MLLPRateLimit, OnReject: m.cfg.OnReject,
 	})
 	if err := m.mllp.Start(m.ctx); err != nil {
 		m.cancel()
@@ -278,6 +324,9 @@ func (m *Manager) Start(ctx context.Context) error {
 	if m.cfg.ReporterAddr != "" {
 		m.reports = make(chan *hl7.Message, 1024)
 		m.goLocked(m.reportLoop)
+	}
+	if m.cfg.Heartbeat != nil {
+		m.startHeartbeatLocked()
 	}
 	context.AfterFunc(ctx, func() { _ = m.Close() })
 	m.log.Info("alarms: manager listening", "mllp", m.mllp.Addr(), "http", m.httpURLLocked())
@@ -335,6 +384,12 @@ func (m *Manager) Close() error {
 	m.closed = true
 	for _, st := range m.alerts {
 		st.stopTimers()
+	}
+	for _, r := range m.reporters {
+		r.gen++
+		if r.timer != nil {
+			r.timer.Stop()
+		}
 	}
 	cancel, mllp, srv, done := m.cancel, m.mllp, m.httpSrv, m.httpDone
 	m.notifyLocked()
@@ -598,6 +653,21 @@ func connFrom(meta hl7.ConnMeta) string {
 // handlePCD04 applies one ORU^R40. Returning nil lets the hl7 server answer
 // with its default acknowledgement (AA, or CA in enhanced mode).
 func (m *Manager) handlePCD04(_ context.Context, msg *hl7.Message, meta hl7.ConnMeta) (*hl7.Message, error) {
+	if hl7.IsHeartbeat(msg) {
+		if m.cfg.Authorize != nil {
+			obr := msg.Segment("OBR")
+			a := Alert{ID: obr.Comp(2, 1), App: obr.Comp(2, 2), Reporter: msg.Segment("MSH").Comp(3, 1), ControlID: msg.ControlID()}
+			if err := m.cfg.Authorize(a, meta); err != nil {
+				m.mu.Lock()
+				m.stats.Refused++
+				m.notifyLocked()
+				m.mu.Unlock()
+				m.log.Warn("alarms: heartbeat refused", "from", connFrom(meta), "err", err)
+				return nil, &hl7.AckError{Code: hl7.ErrCodeInternal, AckCode: hl7.AckAR, Message: "alarms: heartbeat refused: " + err.Error()}
+			}
+		}
+		return m.handleHeartbeat(msg, meta)
+	}
 	ha, err := hl7.ParseAlert(msg)
 	if err != nil {
 		return nil, fmt.Errorf("alarms: PCD-04: %w", err)
@@ -625,8 +695,14 @@ func (m *Manager) handlePCD04(_ context.Context, msg *hl7.Message, meta hl7.Conn
 	if m.closed {
 		return nil, &hl7.AckError{Code: hl7.ErrCodeInternal, Message: "alarms: manager closing"}
 	}
-	m.stats.Received++
 	defer m.notifyLocked()
+	rkey := reporterKey(a.Reporter, meta)
+	if m.cfg.Heartbeat != nil {
+		if err := m.sequenceLocked(m.reporterLocked(rkey), msg, a.Pump); err != nil {
+			return nil, err
+		}
+	}
+	m.stats.Received++
 	now := m.clk.Now()
 	key := ha.Phase + "|" + ha.State
 	st, known := m.alerts[a.ID]
@@ -636,8 +712,16 @@ func (m *Manager) handlePCD04(_ context.Context, msg *hl7.Message, meta hl7.Conn
 		m.log.Warn("alarms: end of unknown alert", "alert", a.ID, "pump", a.Pump, "from", connFrom(meta))
 		return nil, nil
 	case !known:
-		m.startLocked(a, ha, meta, now)
+		st := m.startLocked(a, ha, meta, now)
+		st.reporter = rkey
+		if m.cfg.Heartbeat != nil {
+			st.rec.Reporter = rkey
+		}
 		return nil, nil
+	}
+	if st.internal {
+		return nil, m.refuseLocked(ControlEvent{Source: rkey, Ref: a.ControlID,
+			Reason: fmt.Sprintf("PCD-04 from %s for alert %s, which the alarm manager raised itself", rkey, a.ID)}, "END-SOURCE")
 	}
 	st.rec.Messages++
 	if kind == phaseStart || (kind == phaseEnd && !st.rec.Ended.IsZero()) || key == st.last {
@@ -645,6 +729,9 @@ func (m *Manager) handlePCD04(_ context.Context, msg *hl7.Message, meta hl7.Conn
 		m.stats.Duplicates++
 		m.log.Debug("alarms: duplicate PCD-04", "alert", a.ID, "phase", ha.Phase, "control_id", a.ControlID)
 		return nil, nil
+	}
+	if kind == phaseEnd && m.cfg.Heartbeat != nil && !st.internal {
+		return m.pendEndLocked(st, rkey, key, a, meta, now)
 	}
 	st.last = key
 	if kind == phaseEnd {
@@ -659,7 +746,7 @@ func (m *Manager) handlePCD04(_ context.Context, msg *hl7.Message, meta hl7.Conn
 	return nil, nil
 }
 
-func (m *Manager) startLocked(a Alert, ha hl7.Alert, meta hl7.ConnMeta, now time.Time) {
+func (m *Manager) startLocked(a Alert, ha hl7.Alert, meta hl7.ConnMeta, now time.Time) *alertState {
 	onset := a.Onset
 	if onset.IsZero() {
 		onset = now
@@ -682,6 +769,7 @@ func (m *Manager) startLocked(a Alert, ha hl7.Alert, meta hl7.ConnMeta, now time
 	m.armLocked(st)
 	m.levelFailedLocked(st)
 	m.updateStatusLocked(st)
+	return st
 }
 
 func (m *Manager) endLocked(st *alertState, meta hl7.ConnMeta, now time.Time) {
@@ -971,7 +1059,7 @@ func (m *Manager) cancelLocked(st *alertState) {
 // ---- PCD-05 out ----
 
 func (m *Manager) reportLocked(st *alertState, status, user, via string) {
-	if m.reports == nil || !m.report[status] || m.closed {
+	if m.reports == nil || !m.report[status] || m.closed || st.internal {
 		return
 	}
 	if status != hl7.AlertRejected {

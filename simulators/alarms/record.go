@@ -140,6 +140,14 @@ type AlertRecord struct {
 	// forged ends.
 	StartFrom string `json:"start_from,omitempty"`
 	EndFrom   string `json:"end_from,omitempty"`
+	// Reporter is the alert reporter (certificate CN, else MSH-3.1) under
+	// the alarm-heartbeat control. EndPending is when an end arrived that
+	// waits for the reporter's next heartbeat (Ended is when it was
+	// applied; zero again if it was refused); EndsRefused counts the ends
+	// the control refused.
+	Reporter    string    `json:"reporter,omitempty"`
+	EndPending  time.Time `json:"end_pending,omitzero"`
+	EndsRefused int       `json:"ends_refused,omitempty"`
 
 	Status     string     `json:"status"`
 	Dispatches []Dispatch `json:"dispatches,omitempty"`
@@ -205,8 +213,20 @@ type Stats struct {
 	// Malformed counts MLLP frames answered with an error acknowledgement
 	// (unparseable, not ORU^R40, missing alert fields), excluding Refused.
 	Malformed int64 `json:"malformed"`
-	// Refused counts PCD-04 messages Config.Authorize refused.
+	// Refused counts PCD-04 messages and heartbeats refused by
+	// Config.Authorize or by the alarm-heartbeat control.
 	Refused int64 `json:"refused"`
+	// Heartbeats counts accepted reporter heartbeats. Under the
+	// alarm-heartbeat control: SequenceRefused counts messages refused for
+	// their sequence number (replayed, out of order, jumping), SequenceGaps
+	// the gaps flagged, EndsRefused the alert ends refused (still listed
+	// active by the reporter, or from another reporter), SilentReporters
+	// the "reporter silent" alerts raised.
+	Heartbeats      int64 `json:"heartbeats"`
+	SequenceRefused int64 `json:"sequence_refused,omitempty"`
+	SequenceGaps    int64 `json:"sequence_gaps,omitempty"`
+	EndsRefused     int64 `json:"ends_refused,omitempty"`
+	SilentReporters int64 `json:"silent_reporters,omitempty"`
 	// UnknownEnds counts ends (and other non-start phases that cannot start
 	// an alert) for alerts the manager never saw start.
 	UnknownEnds int64 `json:"unknown_ends"`
