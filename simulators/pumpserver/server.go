@@ -51,6 +51,9 @@ type Config struct {
 	DOCAddr string
 	// AMAddr is the alarm manager's PCD-04 listener; empty = not sent.
 	AMAddr string
+	// Heartbeat, when set, numbers every PCD-04 (MSH-13) and sends the
+	// alarm manager a periodic heartbeat (alarm-heartbeat; heartbeat.go).
+	Heartbeat *HeartbeatConfig
 	// ClientTLS is used when dialling IOPAddr, DOCAddr and AMAddr; nil = plain MLLP.
 	ClientTLS *tls.Config
 
@@ -152,6 +155,7 @@ type Server struct {
 	iop    *sender
 	doc    *sender
 	am     *sender
+	hb     *reporterHeartbeat // nil unless Config.Heartbeat (heartbeat.go)
 	ticker clock.Ticker
 
 	mu       sync.Mutex
@@ -233,6 +237,7 @@ func (s *Server) Start(ctx context.Context) error {
 			go (*d.p).run()
 		}
 	}
+	s.startHeartbeat()
 	var mux hl7.Mux
 	mux.Handle("RGV^O15", s.handleRGV)
 	mux.Handle("ORA^R41", s.handleORA)
@@ -782,7 +787,7 @@ func (s *Server) forwardAlarm(rec *pumpRec, env pumpwire.Envelope, a *pumpwire.A
 	al := hl7.Alert{Header: s.header("AR", "am"), Patient: pat, AlertID: a.AlarmID, AlertApp: "PUMPSRV_SIM",
 		OnsetTime: env.TS, PumpID: rec.info.ID, Event: alarmEvent(a), EventText: text, Phase: a.Phase, State: state,
 		Inactivation: "enabled", Priority: a.Priority, Type: a.Type, Prefix: alertPrefix(a.Channel)}
-	if err := s.am.enqueue(hl7.BuildAlert(al)); err == nil {
+	if err := s.enqueueAlert(al); err == nil {
 		s.st.pcd04.Add(1)
 	}
 }
