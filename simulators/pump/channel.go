@@ -344,6 +344,7 @@ func (p *Pump) Program(src Source, w pumpwire.Program, channel string) (Result, 
 	res.NeedsConfirm = true
 	p.refresh(c)
 	p.emit(pumpwire.EvProgramAccepted, c, params)
+	p.notePatient(w.PatientID)
 	if w.PatientID != "" && w.PatientID != p.patientID {
 		prev := p.patientID
 		p.patientID = w.PatientID
@@ -621,6 +622,10 @@ func (p *Pump) TamperDelivery(channel string, factor float64) error {
 func (p *Pump) chanStatus(c *channel, now time.Time) pumpwire.ChannelStatus {
 	cs := pumpwire.ChannelStatus{Channel: c.name, Type: string(c.typ), State: string(c.state), RateMLH: c.nominalRate()}
 	if pr := c.prog; pr != nil {
+		cs.PatientID = pr.wire.PatientID
+		if cs.PatientID == "" {
+			cs.PatientID = p.patientID
+		}
 		d := c.displayed
 		cs.OrderID, cs.DrugID, cs.DrugName = d.OrderID, d.DrugID, d.DrugName
 		cs.DoseRate, cs.DoseUnit, cs.VTBI, cs.WeightKg = d.DoseRate, d.DoseUnit, d.VTBI, d.WeightKg

@@ -157,6 +157,13 @@ type Config struct {
 	// ServiceCode is the biomed access code for service mode; default "1234"
 	// (a hard-coded code, as in the real devices of §2).
 	ServiceCode string
+	// Access is the keypad and service-port policy (access codes, lockout,
+	// audited service mode); nil = legacy: the factory code ServiceCode for
+	// everyone.
+	Access *AccessPolicy
+	// Credentials are the secrets the pump stores (broker login, Wi-Fi,
+	// client certificate); see Storage and Decommission.
+	Credentials Credentials
 	// PCABolusRateMLH is the rate of a PCA demand dose on top of the basal;
 	// default 120 mL/h (1 mL in 30 s).
 	PCABolusRateMLH float64
@@ -248,6 +255,11 @@ type Pump struct {
 	pending     []Output // emitted under mu, delivered by unlock
 	pendingCtl  []ControlEvent
 	set         settings
+	acc         *access
+	creds       Credentials
+	patients    []string // recent patient ids, newest last
+
+	decommissioned bool
 
 	outMu      sync.Mutex
 	outQ       []Output
@@ -329,6 +341,8 @@ func New(cfg Config) *Pump {
 		listeners: map[int]func(Output){},
 	}
 	p.initSettings()
+	p.creds = cfg.Credentials
+	p.initAccess()
 	for i, t := range cfg.Channels {
 		p.channels = append(p.channels, newChannel(string(rune('A'+i)), t))
 	}
@@ -732,7 +746,11 @@ func (p *Pump) EnterService(code, user string) error {
 	if r := p.operable(); r != nil {
 		return r
 	}
-	if code != p.cfg.ServiceCode {
+	if p.cfg.Access != nil {
+		if r := p.checkCode(user, code, "keypad"); r != nil {
+			return r
+		}
+	} else if code != p.cfg.ServiceCode {
 		p.addLog(LogEntry{Kind: LogService, Source: "local", User: user, Action: "service_denied", Code: "SERVICE-CODE"})
 		return reject("SERVICE-CODE", "wrong service access code")
 	}
@@ -783,7 +801,7 @@ func (p *Pump) PowerOff(user string) {
 func (p *Pump) PowerOn(user string) {
 	p.mu.Lock()
 	defer p.unlock()
-	if p.power != powerOff {
+	if p.power != powerOff || p.decommissioned {
 		return
 	}
 	p.addLog(LogEntry{Kind: LogPower, Source: "local", User: user, Action: "power_on"})

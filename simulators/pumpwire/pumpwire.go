@@ -289,6 +289,7 @@ type ChannelStatus struct {
 	Channel       string  `json:"channel"` // "A", "B", ...
 	Type          string  `json:"type"`    // lvp, syringe, pca
 	State         string  `json:"state"`
+	PatientID     string  `json:"patient_id,omitempty"` // patient of the channel's program (PHI on the wire)
 	OrderID       string  `json:"order_id,omitempty"`
 	DrugID        string  `json:"drug_id,omitempty"`
 	DrugName      string  `json:"drug_name,omitempty"`
