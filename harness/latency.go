@@ -20,6 +20,9 @@ import (
 const (
 	// MetricOrderToInfusion: BCMA scan (PCD-03 sent) to the pump delivering.
 	MetricOrderToInfusion = "order_to_infusion"
+	// MetricTitrationToRate: a titration scan (PCD-03 XO sent) to the pump
+	// running the new rate.
+	MetricTitrationToRate = "titration_to_rate"
 	// MetricAlarmToNurse: alarm onset at the pump to delivery on a phone (L_notify).
 	MetricAlarmToNurse = "alarm_to_nurse"
 	// MetricAlarmToAccept: alarm onset to a nurse accepting it (L_ack).

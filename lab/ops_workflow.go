@@ -122,16 +122,19 @@ type Pharmacy interface {
 	PushLibrary(ctx context.Context, version string, pumpIDs ...string) (map[string]LibraryPush, error)
 }
 
-// Facility is the hospital's infrastructure: outages and power.
+// Facility is the hospital's infrastructure: outages and power. A stopped
+// part comes back on the same address with the same configuration.
 type Facility interface {
-	// RestartBroker stops the MQTT broker for down (lab time) and starts it
-	// again on the same address.
-	RestartBroker(ctx context.Context, down time.Duration) error
-	// RestartPumpServer stops the pump server for down (lab time) and
-	// starts it again with the same configuration.
-	RestartPumpServer(ctx context.Context, down time.Duration) error
+	// StopBroker stops the MQTT broker (every connection drops).
+	StopBroker(ctx context.Context) error
+	// StartBroker starts the stopped broker again.
+	StartBroker(ctx context.Context) error
+	// StopPumpServer takes the pump server down (MQTT and MLLP).
+	StopPumpServer(ctx context.Context) error
+	// StartPumpServer brings the stopped pump server back.
+	StartPumpServer(ctx context.Context) error
 	// Mains plugs pumps in (true) or unplugs them (a power transfer or a
-	// patient transport).
+	// patient transport); no ids means the whole fleet.
 	Mains(ctx context.Context, on bool, pumpIDs ...string) error
 }
 

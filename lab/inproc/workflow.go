@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pumplab/pumplab/clock"
 	"github.com/pumplab/pumplab/lab"
 	"github.com/pumplab/pumplab/lab/broker"
 	"github.com/pumplab/pumplab/simulators/druglib"
@@ -319,18 +318,30 @@ func (l *Lab) PushLibrary(ctx context.Context, version string, pumpIDs ...string
 
 // --- lab.Facility ---
 
-// RestartBroker implements lab.Facility for brokers the lab runs.
-func (l *Lab) RestartBroker(ctx context.Context, down time.Duration) error {
+func (l *Lab) restarter() (broker.Restarter, error) {
 	rb, ok := l.Broker.(broker.Restarter)
 	if !ok {
-		return fmt.Errorf("inproc: broker %T cannot be restarted by the lab", l.Broker)
+		return nil, fmt.Errorf("inproc: broker %T cannot be stopped and restarted by the lab", l.Broker)
+	}
+	return rb, nil
+}
+
+// StopBroker implements lab.Facility for brokers the lab runs.
+func (l *Lab) StopBroker(ctx context.Context) error {
+	rb, err := l.restarter()
+	if err != nil {
+		return err
 	}
 	if err := rb.Stop(); err != nil {
 		return fmt.Errorf("inproc: stop broker: %w", err)
 	}
-	if err := clock.Sleep(ctx, l.clk, down); err != nil {
-		// Bring it back whatever happens: the lab must keep working.
-		_ = rb.Start(context.WithoutCancel(ctx))
+	return nil
+}
+
+// StartBroker implements lab.Facility.
+func (l *Lab) StartBroker(ctx context.Context) error {
+	rb, err := l.restarter()
+	if err != nil {
 		return err
 	}
 	if err := rb.Start(ctx); err != nil {
@@ -339,25 +350,23 @@ func (l *Lab) RestartBroker(ctx context.Context, down time.Duration) error {
 	return nil
 }
 
-// RestartPumpServer implements lab.Facility: the same server (its
-// configuration, registry and deduplication memory, as a restarted service
-// with persistent state) closes, stays down for down, and starts again on
-// the same addresses.
-func (l *Lab) RestartPumpServer(ctx context.Context, down time.Duration) error {
+// StopPumpServer implements lab.Facility. The same server object closes and
+// later starts again: its configuration (the posture's controls), registry
+// and deduplication memory survive, as a restarted service with persistent
+// state would.
+func (l *Lab) StopPumpServer(ctx context.Context) error {
 	if err := l.Server.Close(); err != nil {
 		return fmt.Errorf("inproc: stop pump server: %w", err)
 	}
-	serr := clock.Sleep(ctx, l.clk, down)
-	sctx := ctx
-	if serr != nil {
-		sctx = context.WithoutCancel(ctx)
-	}
-	sctx, cancel := context.WithTimeout(sctx, 30*time.Second)
-	defer cancel()
-	if err := l.Server.Start(sctx); err != nil {
+	return nil
+}
+
+// StartPumpServer implements lab.Facility.
+func (l *Lab) StartPumpServer(ctx context.Context) error {
+	if err := l.Server.Start(ctx); err != nil {
 		return fmt.Errorf("inproc: restart pump server: %w", err)
 	}
-	return serr
+	return nil
 }
 
 // Mains implements lab.Facility.

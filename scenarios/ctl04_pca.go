@@ -1,0 +1,102 @@
+package scenarios
+
+import (
+	"fmt"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pumplab/pumplab/harness"
+	"github.com/pumplab/pumplab/lab"
+)
+
+// CTL-04 PCA with frequent patient demands (REFERENCE.md §3.3): a morphine
+// PCA (1 mg per demand, 10-minute lockout, 10 mg per hour, no basal) is
+// ordered, verified, scanned and sent to a PCA pump as PCD-03; the patient
+// presses the button 20 times in one lab hour. Pass: 6 demands delivered,
+// 14 refused for the lockout, at least 6 mL (6 mg) delivered by the motor, the
+// hourly limit not reached, no control blocked anything.
+var _ = Describe("CTL-04 PCA with frequent demands", harness.Register("CTL-04", "PCA with frequent patient demands",
+	harness.Kind("control"), harness.Area("AU"), harness.Lifecycle("use"),
+	harness.Target("pump"), harness.Target("pumpserver"), harness.Target("emar")), func() {
+	f := harness.New("ctl-04-pca-frequent-demands")
+	harness.GuardControlScenario(f)
+
+	It("honours one demand per lockout and refuses the others", func(ctx SpecContext) {
+		w, cancel := f.Context(ctx, f.Timeouts.Therapy)
+		defer cancel()
+		bed := harness.LabAs[lab.Bedside](f, "bedside (a PCA pump and its button)")
+		clk, c := f.Lab.Clock(), f.Lab.Clinical()
+
+		By("bringing a PCA pump to the bedside")
+		pca, err := bed.AddPump(w, "pca")
+		Expect(err).NotTo(HaveOccurred())
+
+		By("ordering, verifying and scanning morphine PCA 1 mg/demand, lockout 10 min, 10 mg/h (PCD-03)")
+		Expect(c.Admit(w, lab.Patient{MRN: "MRN4004", Family: "Controlpatient", Given: "Pat", DOB: "19800202", Sex: "F",
+			Unit: "5E Surgical", Room: "9", Bed: "B", WeightKg: 70})).To(Succeed())
+		id, err := c.Order(w, lab.Order{MRN: "MRN4004", DrugCode: "MORPHINE-PCA-30-30", DrugText: "Morphine PCA 1 mg/mL (30 mg/30 mL)",
+			DoseRate: 1, DoseUnit: "mg", DrugAmount: 30, DrugUnit: "mg", DiluentML: 30, VTBI: 30, Device: "PCA", Prescriber: "MD0007",
+			PCALockoutMin: 10, PCAHourLimit: 10})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(c.Verify(w, id, "RPH0001")).To(Succeed())
+		res, err := c.Administer(w, lab.Scan{Nurse: "RN0042", MRN: "MRN4004", Drug: "MORPHINE-PCA-30-30", PumpID: pca, Channel: "A"})
+		Expect(err).NotTo(HaveOccurred())
+		if !res.Accepted {
+			Fail(refused(w, f, "PCA PCD-03 "+id, res).Error())
+		}
+		Expect(bed.Start(w, pca, "A", "RN0042")).To(Succeed(), "the nurse confirms the PCA program at the pump")
+		start := clk.Now()
+		f.Latency(harness.MetricOrderToInfusion, start.Sub(res.SentAt))
+
+		By("the patient pressing 20 times in one lab hour")
+		// One press every 10 min 40 s is honoured (6 in the hour); 14 more
+		// fall 2, 5 or 8 minutes after an honoured press, inside its
+		// lockout. Minutes of margin absorb scheduling jitter at x300.
+		var plan []time.Duration
+		for k := range 6 {
+			base := time.Duration(k) * (10*time.Minute + 40*time.Second)
+			plan = append(plan, base)
+			extra := []time.Duration{2 * time.Minute, 5 * time.Minute, 8 * time.Minute}
+			if k == 4 {
+				extra = extra[:2]
+			}
+			if k == 5 {
+				extra = nil
+			}
+			for _, e := range extra {
+				plan = append(plan, base+e)
+			}
+		}
+		Expect(plan).To(HaveLen(20))
+		honoured := 0
+		for i, at := range plan {
+			Expect(until(w, clk, start.Add(time.Minute+at))).To(Succeed())
+			ok, err := bed.PCADemand(w, pca, "A")
+			Expect(err).NotTo(HaveOccurred(), "press %d", i+1)
+			if ok {
+				honoured++
+			}
+		}
+		Expect(until(w, clk, start.Add(61*time.Minute))).To(Succeed())
+
+		By("counting: 6 delivered, 14 refused for the lockout, 6 mg by the motor, limit not reached")
+		st, err := bed.PCAStats(w, pca, "A")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(st.Demands).To(Equal(20))
+		Expect(st.Delivered).To(Equal(6), "stats %+v", st)
+		Expect(honoured).To(Equal(6))
+		Expect(st.Rejected).To(Equal(14))
+		Expect(st.RejectedLockout).To(Equal(14))
+		Expect(st.RejectedLimit).To(BeZero())
+		Expect(st.Limited).To(BeFalse(), "6 mg is within the 10 mg hourly limit")
+		// Six whole doses reached the patient. The upper side is not
+		// asserted: a dose ends on a lab timer, and at x300 every wall
+		// millisecond that timer fires late is 0.3 lab s more of the 120 mL/h
+		// bolus (see docs/scenarios.md).
+		Expect(st.DeliveredML).To(BeNumerically(">=", 6*0.95), "motor truth: six 1 mL doses of 1 mg/mL")
+		AddReportEntry("PCA", fmt.Sprintf("demands %d, delivered %d, refused %d (lockout %d), %.3f mL", st.Demands, st.Delivered,
+			st.Rejected, st.RejectedLockout, st.DeliveredML))
+	})
+})
