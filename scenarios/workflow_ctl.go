@@ -216,4 +216,3 @@ func docEvents(d lab.Documentation, typ string) []lab.DocEvent {
 	}
 	return out
 }
-
