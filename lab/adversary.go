@@ -18,6 +18,10 @@ type Foothold struct {
 	// MQTTURL, MQTTUsername and MQTTPassword are the broker and the
 	// identity's login on it.
 	MQTTURL, MQTTUsername, MQTTPassword string
+	// Outbox returns the messages the identity sent so far, as sent (its own
+	// message log on the compromised host): for the BCMA, every PCD-03.
+	// Nil when the identity keeps no such log.
+	Outbox func(ctx context.Context) ([][]byte, error)
 }
 
 // Adversary is implemented by labs that can hand a scenario a foothold. It

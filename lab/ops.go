@@ -114,6 +114,10 @@ type Layer struct {
 	VolumeML float64
 	Drug     float64 // drug amount, in the drug's amount unit
 	State    string
+	// Conc is the concentration (drug per mL) of this layer: for the
+	// ordered layer, what pharmacy put in the bag; for the programmed layer,
+	// what the pump was told. 0 for basic fluids.
+	Conc float64
 }
 
 // Truth is the six truth layers of one channel (REFERENCE.md §3.0).

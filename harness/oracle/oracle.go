@@ -43,12 +43,16 @@ func Delivered(segs []lab.Segment, from, to time.Time) (volumeML, drug float64) 
 type Order struct {
 	RateMLH float64 // ordered pump rate
 	Conc    float64 // drug per mL (0: basic fluid, compared by volume)
+	// BagConc is the concentration actually in the bag (the ordered layer's,
+	// what pharmacy dispensed); 0 when unknown. When set, the drug delivered
+	// is the volume at BagConc, whatever concentration the pump was told.
+	BagConc float64
 }
 
 // OrderFromTruth reads the ordered layer's pump rate. It never falls back
 // to the programmed layer: that is what an attack changes.
 func OrderFromTruth(t lab.Truth) Order {
-	return Order{RateMLH: t.Ordered.RateMLH}
+	return Order{RateMLH: t.Ordered.RateMLH, Conc: t.Ordered.Conc, BagConc: t.Ordered.Conc}
 }
 
 // DDR is the delivered-dose ratio over [from, to]: drug delivered over drug
@@ -59,7 +63,7 @@ func DDR(segs []lab.Segment, o Order, from, to time.Time) (float64, error) {
 	h := to.Sub(from).Hours()
 	want, got := o.RateMLH*h, vol
 	if o.Conc > 0 {
-		want, got = o.RateMLH*o.Conc*h, drug
+		want, got = o.RateMLH*o.Conc*h, deliveredDrug(vol, drug, o)
 	}
 	if want <= 0 {
 		return 0, fmt.Errorf("oracle: ddr: nothing ordered over [%s, %s]", from.Format(time.RFC3339), to.Format(time.RFC3339))
@@ -67,16 +71,36 @@ func DDR(segs []lab.Segment, o Order, from, to time.Time) (float64, error) {
 	return got / want, nil
 }
 
+// deliveredDrug is the drug that reached the patient: the volume at the
+// bag's real concentration when the order says what pharmacy put in the bag
+// (Order.BagConc), else the programs' own concentrations (segments).
+func deliveredDrug(vol, drug float64, o Order) float64 {
+	if o.BagConc > 0 {
+		return vol * o.BagConc
+	}
+	return drug
+}
+
 // ExcessDrug is the drug delivered above the ordered amount over [from, to]
 // (volume for basic fluids); never negative.
 func ExcessDrug(segs []lab.Segment, o Order, from, to time.Time) float64 {
 	vol, drug := Delivered(segs, from, to)
 	h := to.Sub(from).Hours()
+	got, want := vol, o.RateMLH*h
 	if o.Conc > 0 {
-		return math.Max(0, drug-o.RateMLH*o.Conc*h)
+		got, want = deliveredDrug(vol, drug, o), o.RateMLH*o.Conc*h
 	}
-	return math.Max(0, vol-o.RateMLH*h)
+	// Below 0.1 % of the ordered amount is the resolution of the motor
+	// truth (floating-point sums of segments), not drug.
+	if got-want <= ExcessResolution*want {
+		return 0
+	}
+	return got - want
 }
+
+// ExcessResolution is the smallest excess, relative to the ordered amount,
+// that ExcessDrug reports.
+const ExcessResolution = 0.001
 
 // InterruptedMinutes is the time within [from, to] during which the channel
 // delivered nothing while an infusion was ordered (T_int).
@@ -173,9 +197,8 @@ func Measure(ctx context.Context, l lab.Lab, w Window) (score.Harm, error) {
 		return score.Harm{}, err
 	}
 	o := OrderFromTruth(t)
-	if len(segs) > 0 {
-		// The concentration of the running program is the ordered one
-		// unless an attack changed it; the ordered layer does not carry it.
+	if o.Conc == 0 && len(segs) > 0 {
+		// Without an ordered concentration, take the running program's.
 		for _, s := range segs {
 			if s.Conc > 0 {
 				o.Conc = s.Conc

@@ -25,6 +25,7 @@ type controls struct {
 	audit   *audit.Log
 	mu      sync.Mutex
 	ev      []lab.Evidence
+	used    map[string]bool // PCD-03 control ids a BCMA scan already programmed (order-crosscheck)
 }
 
 func (c *controls) on(name string) bool { return c.posture != nil && c.posture.On(name) }
@@ -87,6 +88,20 @@ func (l *Lab) orderCrosscheck(ctx context.Context, r hl7.RGV, meta hl7.ConnMeta)
 	for _, a := range l.clinical.EMAR.Administrations() {
 		if a.ControlID != r.Header.ControlID {
 			continue
+		}
+		// A scan programs a pump once: the same PCD-03 again is a replay
+		// (ATK-15), whatever else it matches.
+		l.ctl.mu.Lock()
+		used := l.ctl.used[r.Header.ControlID]
+		if !used {
+			if l.ctl.used == nil {
+				l.ctl.used = map[string]bool{}
+			}
+			l.ctl.used[r.Header.ControlID] = true
+		}
+		l.ctl.mu.Unlock()
+		if used {
+			return refuse(fmt.Sprintf("PCD-03 %s was already used to program a pump: replay of a past scan", r.Header.ControlID))
 		}
 		switch {
 		case a.MRN != r.Patient.MRN:

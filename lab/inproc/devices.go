@@ -22,7 +22,7 @@ func (d devices) pump(id string) (*pump.Pump, error) {
 
 func layer(s pump.Setting) lab.Layer {
 	return lab.Layer{At: s.At, OrderID: s.OrderID, DrugID: s.DrugID, RateMLH: s.RateMLH, DoseRate: s.DoseRate,
-		DoseUnit: s.DoseUnit, VolumeML: s.VolumeML, Drug: s.Drug, State: s.State}
+		DoseUnit: s.DoseUnit, VolumeML: s.VolumeML, Drug: s.Drug, State: s.State, Conc: s.Concentration}
 }
 
 func (d devices) Truth(ctx context.Context, pumpID, channel string) (lab.Truth, error) {

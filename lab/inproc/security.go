@@ -162,6 +162,15 @@ func (l *Lab) Compromise(ctx context.Context, identity string) (lab.Foothold, er
 			idPumpServer, idEMAR, idEHR, idAM)
 	}
 	f.MQTTUsername, f.MQTTPassword = l.brokerLogin(identity)
+	if identity == idEMAR {
+		f.Outbox = func(ctx context.Context) ([][]byte, error) {
+			var out [][]byte
+			for _, a := range l.clinical.EMAR.Administrations() {
+				out = append(out, a.Message)
+			}
+			return out, nil
+		}
+	}
 	if l.pki != nil {
 		cfg, err := l.pki.ClientTLS(identity)
 		if err != nil {

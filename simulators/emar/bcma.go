@@ -93,6 +93,8 @@ type Administration struct {
 	DoseUnit string  // RXG-16
 	// Late is set when the RRG^O16 arrived after the Scan stopped waiting.
 	Late bool
+	// Message is the PCD-03 as sent (the BCMA workstation's message log).
+	Message []byte
 	// Documented is true when the EHR acknowledged the RAS^O17; DocError
 	// says why not otherwise (empty when no EHR is configured).
 	Documented bool
@@ -414,7 +416,8 @@ func (e *EMAR) program(ctx context.Context, o Order, p Patient, nurse, pumpID, c
 	m := BuildPCD03(r, channel, o.PCA)
 	res.ControlID, res.SentAt = id, now
 
-	admin := &Administration{AdminResult: res, MRN: p.MRN, Nurse: nurse, DrugCode: o.DrugCode, DoseRate: rate, DoseUnit: unit}
+	admin := &Administration{AdminResult: res, MRN: p.MRN, Nurse: nurse, DrugCode: o.DrugCode, DoseRate: rate, DoseUnit: unit,
+		Message: m.Bytes()}
 	pend := &pending{ch: make(chan hl7.Ack, 1), admin: admin}
 	e.mu.Lock()
 	e.sent[id] = pend

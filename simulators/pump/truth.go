@@ -232,7 +232,11 @@ func (p *Pump) DDR(channel string, from, to time.Time) (float64, error) {
 	}
 	want, got := rate*h, vol
 	if o.Concentration > 0 {
-		want, got = rate*o.Concentration*h, drug
+		// The bag holds what pharmacy dispensed for the order: the drug
+		// delivered is the volume at the ordered concentration, whatever
+		// concentration the pump was told (ATK-12 falsifies it in transit).
+		want, got = rate*o.Concentration*h, vol*o.Concentration
+		_ = drug
 	}
 	if want <= 0 {
 		return 0, fmt.Errorf("pump %s: ddr channel %s: ordered amount is zero", p.cfg.ID, channel)
