@@ -87,4 +87,3 @@ var _ = Describe("ATK-24 spoofed PCD-10 documentation", harness.Register("ATK-24
 		Expect(oracle.Harmful(harm)).To(BeTrue())
 	})
 })
-

@@ -71,7 +71,9 @@ func sendHL7Plain(ctx context.Context, addr string, send func(ctx context.Contex
 	return "", fmt.Errorf("plain: %v; TLS without a certificate: %v", err, err2)
 }
 
-func clockSleep(ctx context.Context, l lab.Lab, d time.Duration) error { return clock.Sleep(ctx, l.Clock(), d) }
+func clockSleep(ctx context.Context, l lab.Lab, d time.Duration) error {
+	return clock.Sleep(ctx, l.Clock(), d)
+}
 
 func deliveredIn(segs []lab.Segment, from, to time.Time) (float64, float64) {
 	return oracle.Delivered(segs, from, to)

@@ -1,10 +1,10 @@
 package attack
 
 import (
-	"crypto/tls"
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
