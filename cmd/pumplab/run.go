@@ -41,13 +41,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var controlFlags multiFlag
 	fs.Var(&controlFlags, "control", "switch one control, NAME=on|off (or NAME.PARAM=VALUE), repeatable")
 	var tools multiFlag
-	fs.Var(&tools, "tool", "tool under test, repeatable; built in: null, oracle, noisy, late")
+	fs.Var(&tools, "tool", "tool under test, repeatable: a tool manifest (YAML, docs/tools.md) or built in: null, oracle, noisy, late")
 	var in intakeFlags
 	fs.StringVar(&in.HTTP, "alerts-http", "127.0.0.1:0", "alert intake: HTTP POST /v1/alerts listen address (- disables)")
 	fs.StringVar(&in.SyslogUDP, "alerts-syslog-udp", "127.0.0.1:0", "alert intake: syslog RFC 5424 over UDP (- disables)")
 	fs.StringVar(&in.SyslogTCP, "alerts-syslog-tcp", "127.0.0.1:0", "alert intake: syslog RFC 5424 over TCP (- disables)")
 	var files multiFlag
 	fs.Var(&files, "alerts-file", "alert intake: tail a JSON-lines or eve.json file, [tool=]path, repeatable")
+	captureIface := fs.String("capture", "lo", "interface to capture to traffic.pcapng, filtered to the lab's ports (- disables; needs CAP_NET_RAW)")
 	verbose := fs.Bool("v", false, "verbose spec output")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -70,12 +71,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
-	harness.Use(*labName, t)
-	in.Files = files
-	sc, err := startScoring(ctx, runID, pst, tools, t, in)
+	tr, builtins, provider, err := prepareTools(dir, runID, *labName, t, tools, *captureIface, stderr)
 	if err != nil {
 		return err
 	}
+	harness.Use(provider, t)
+	in.Files = append(files, tr.intakeFiles()...)
+	sc, err := startScoring(ctx, runID, pst, builtins, t, in)
+	if err != nil {
+		return err
+	}
+	tr.attach(ctx, sc)
 	fmt.Fprintf(stdout, "alert intake: %s/v1/alerts, syslog udp %s, syslog tcp %s\n", sc.intake.HTTPURL(), sc.intake.SyslogUDPAddr(), sc.intake.SyslogTCPAddr())
 
 	suite, reporter := ginkgo.GinkgoConfiguration()

@@ -28,6 +28,7 @@ type scoring struct {
 	opt     score.Options
 	posture *posture.Posture
 	start   time.Time
+	ext     *toolRunner // tools of manifests and the capture (run_tools.go)
 }
 
 // intakeFlags are where tools under test send alerts.
@@ -93,6 +94,9 @@ func (s *scoring) finish(dir, runID, labName string, t lab.Topology, gr types.Re
 			notes = append(notes, fmt.Sprintf("tool %s delivered no alert", bt.Name))
 		}
 	}
+	if s.ext != nil {
+		notes = append(notes, s.ext.finish(ctx, s.run.Steps(), s.intake)...)
+	}
 	end := time.Now()
 	steps := s.run.Steps()
 	alerts := s.intake.Alerts()
@@ -101,6 +105,10 @@ func (s *scoring) finish(dir, runID, labName string, t lab.Topology, gr types.Re
 	for _, n := range s.names {
 		scopes = append(scopes, score.Scope{Tool: n})
 		tools = append(tools, report.Tool{Name: n, Version: "builtin"})
+	}
+	if s.ext != nil {
+		sc, tl := s.ext.scored()
+		scopes, tools = append(scopes, sc...), append(tools, tl...)
 	}
 	// Only the controls this lab enforces count as on; the others the
 	// posture enables are noted, never scored as if they protected anything.

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // ErrPermission means the process may not open a packet socket.
@@ -44,6 +45,27 @@ type Stats struct {
 	Bytes    int64 `json:"bytes"`    // captured bytes written
 	Filtered int64 `json:"filtered"` // seen but not on a lab port
 	Errors   int64 `json:"errors"`   // receive or write errors
+	// Dropped counts packets the kernel dropped because the capture fell
+	// behind (PACKET_STATISTICS), all ports.
+	Dropped int64 `json:"dropped"`
+	// PreRoll counts packets written from the pre-roll buffer: captured
+	// before their port was allowed (a lab's start-up traffic).
+	PreRoll int64 `json:"pre_roll"`
+}
+
+// preRollWindow is how long packets on ports not (yet) allowed are kept in
+// memory, so that a lab's start-up traffic, captured before the lab knew
+// its ports, is written once they are allowed; preRollBytes bounds it.
+const (
+	preRollWindow = 10 * time.Second
+	preRollBytes  = 64 << 20
+)
+
+type held struct {
+	t       time.Time
+	data    []byte
+	origLen int
+	seg     Segment
 }
 
 // Flow is what the capture saw of one 5-tuple (one direction).
@@ -65,6 +87,9 @@ type Capture struct {
 	w     *Writer
 	mu    sync.Mutex
 	ports map[uint16]bool
+	fresh bool // ports were added since the pre-roll was last flushed
+	pre   []held
+	preSz int
 	flows map[string]*Flow
 	stats Stats
 	done  chan struct{}
@@ -108,7 +133,11 @@ func Start(cfg Config) (*Capture, error) {
 	if err := syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: htons(syscall.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
 		return fail("bind", err)
 	}
-	_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<20)
+	// A large receive buffer (SO_RCVBUFFORCE as root passes rmem_max):
+	// loopback bursts must not overflow it.
+	if syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, 64<<20) != nil {
+		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<20)
+	}
 	tv := syscall.NsecToTimeval(int64(100 * time.Millisecond))
 	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv); err != nil {
 		return fail("receive timeout", err)
@@ -136,8 +165,9 @@ func (c *Capture) AllowPorts(ports ...uint16) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, p := range ports {
-		if p != 0 {
+		if p != 0 && !c.ports[p] {
 			c.ports[p] = true
+			c.fresh = true
 		}
 	}
 }
@@ -220,10 +250,57 @@ func (c *Capture) packet(now time.Time, data []byte, origLen int) {
 	seg, err := DecodeEthernet(data)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err != nil || !(c.ports[seg.Src.Port()] || c.ports[seg.Dst.Port()]) {
+	if c.fresh {
+		c.flushPreRoll()
+	}
+	if err != nil {
 		c.stats.Filtered++
 		return
 	}
+	if !(c.ports[seg.Src.Port()] || c.ports[seg.Dst.Port()]) {
+		c.hold(now, data, origLen, seg)
+		return
+	}
+	c.write(now, data, origLen, seg)
+}
+
+// hold keeps a packet of a port not allowed yet in the pre-roll.
+func (c *Capture) hold(now time.Time, data []byte, origLen int, seg Segment) {
+	cp := append([]byte(nil), data...)
+	seg2, _ := DecodeEthernet(cp)
+	c.pre = append(c.pre, held{t: now, data: cp, origLen: origLen, seg: seg2})
+	c.preSz += len(cp)
+	i := 0
+	for i < len(c.pre) && (now.Sub(c.pre[i].t) > preRollWindow || c.preSz > preRollBytes) {
+		c.preSz -= len(c.pre[i].data)
+		c.stats.Filtered++
+		i++
+	}
+	if i > 0 {
+		c.pre = append(c.pre[:0:0], c.pre[i:]...)
+	}
+}
+
+// flushPreRoll writes the held packets of newly allowed ports, in order.
+func (c *Capture) flushPreRoll() {
+	c.fresh = false
+	kept := c.pre[:0]
+	for _, h := range c.pre {
+		if c.ports[h.seg.Src.Port()] || c.ports[h.seg.Dst.Port()] {
+			c.write(h.t, h.data, h.origLen, h.seg)
+			c.stats.PreRoll++
+			c.preSz -= len(h.data)
+			continue
+		}
+		kept = append(kept, h)
+	}
+	for i := len(kept); i < len(c.pre); i++ {
+		c.pre[i] = held{}
+	}
+	c.pre = kept
+}
+
+func (c *Capture) write(now time.Time, data []byte, origLen int, seg Segment) {
 	if err := c.w.WritePacket(now, data, origLen, ""); err != nil {
 		c.stats.Errors++
 		c.err = err
@@ -271,7 +348,25 @@ func (c *Capture) Sync() error {
 func (c *Capture) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.stats
+	c.readDrops()
+	st := c.stats
+	st.Filtered += int64(len(c.pre))
+	return st
+}
+
+// readDrops adds the kernel's drop counter (reset on each read).
+func (c *Capture) readDrops() {
+	if c.fd < 0 {
+		return
+	}
+	var st struct{ Packets, Drops uint32 }
+	l := uint32(unsafe.Sizeof(st))
+	const packetStatistics = 6 // PACKET_STATISTICS
+	_, _, e := syscall.Syscall6(syscall.SYS_GETSOCKOPT, uintptr(c.fd), syscall.SOL_PACKET, packetStatistics,
+		uintptr(unsafe.Pointer(&st)), uintptr(unsafe.Pointer(&l)), 0)
+	if e == 0 {
+		c.stats.Dropped += int64(st.Drops)
+	}
 }
 
 // Flows returns what was seen of each 5-tuple, sorted by first packet.
@@ -298,6 +393,9 @@ func (c *Capture) Close() error {
 	<-c.done
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.readDrops()
+	c.stats.Filtered += int64(len(c.pre))
+	c.pre = nil
 	err := c.err
 	if ferr := c.w.Flush(); err == nil {
 		err = ferr
@@ -306,5 +404,6 @@ func (c *Capture) Close() error {
 		err = cerr
 	}
 	syscall.Close(c.fd)
+	c.fd = -1
 	return err
 }

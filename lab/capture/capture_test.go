@@ -262,3 +262,78 @@ func TestPortOf(t *testing.T) {
 		}
 	}
 }
+
+// TestPreRoll: traffic on a port captured before the port is allowed (a
+// lab's start-up) is written once it is, before later packets.
+func TestPreRoll(t *testing.T) {
+	c := startCapture(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port, _ := PortOf(ln.Addr().String())
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, conn)
+			conn.Close()
+		}
+	}()
+	send := func(msg string) {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Write([]byte(msg))
+		conn.Close()
+	}
+	send("early-before-allow")
+	// Await the early connection's close in the pre-roll (Stats counts
+	// held packets as filtered until they are written).
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Stats().Filtered < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("early packets never reached the capture")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.AllowPorts(port)
+	send("late-after-allow")
+	awaitClosed(t, c, port)
+	deadline = time.Now().Add(5 * time.Second)
+	for len(c.Flows()) < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Stats().PreRoll == 0 {
+		t.Fatalf("no packet written from the pre-roll: %+v", c.Stats())
+	}
+	f, _ := os.Open(c.Path())
+	defer f.Close()
+	rd := NewReader(f)
+	var order []string
+	var last time.Time
+	for {
+		p, err := rd.Next()
+		if err != nil {
+			break
+		}
+		if p.Time.Before(last) {
+			t.Fatalf("packets out of time order: %v after %v", p.Time, last)
+		}
+		last = p.Time
+		s, _ := DecodeEthernet(p.Data)
+		if len(s.Payload) > 0 {
+			order = append(order, string(s.Payload))
+		}
+	}
+	if len(order) != 2 || order[0] != "early-before-allow" || order[1] != "late-after-allow" {
+		t.Fatalf("payloads in the file: %q", order)
+	}
+}

@@ -1,0 +1,562 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/pumplab/pumplab/simulators/hl7"
+	"github.com/pumplab/pumplab/simulators/pumpwire"
+)
+
+// Alert is one alert of the detector, in the lab's HTTP alert schema
+// (docs/alerts.md).
+type Alert struct {
+	Tool       string   `json:"tool"`
+	Time       string   `json:"time,omitempty"`
+	Severity   string   `json:"severity"`
+	Assets     []string `json:"assets"`
+	Addresses  []string `json:"addresses,omitempty"`
+	Techniques []string `json:"techniques"`
+	Tactics    []string `json:"tactics,omitempty"`
+	Category   string   `json:"category"`
+	Text       string   `json:"text"`
+}
+
+// Rule ids, also the alerts' category.
+const (
+	ruleUnknownClient  = "unknown-mqtt-client"
+	ruleClientTakeover = "mqtt-client-id-takeover"
+	ruleWildcardSub    = "mqtt-wildcard-subscription"
+	ruleRogueCommand   = "command-not-from-pump-server"
+	ruleSpoofedReport  = "pump-report-not-from-pump"
+	ruleNoOrder        = "pcd03-without-verified-order"
+	ruleDoseMismatch   = "rate-change-without-order"
+	ruleReplay         = "replay"
+	ruleLibrary        = "drug-library-not-approved"
+	ruleAlarmEnd       = "alarm-end-without-clear"
+	ruleAlarmFlood     = "alarm-flood"
+	ruleAlarmSuppress  = "alarm-not-forwarded"
+	ruleSpoofedAlarm   = "pcd04-without-pump-alarm"
+)
+
+// Config tunes the rules; times are lab time and scale with the clock.
+type Config struct {
+	Tool string
+	// SuppressAfter: a pump alarm must reach the alarm manager (PCD-04)
+	// within this lab time (default 60 s).
+	SuppressAfter time.Duration
+	// MinSuppressWall is the wall-time floor of SuppressAfter (default
+	// 400 ms: the pipeline's own latency).
+	MinSuppressWall time.Duration
+	// FloodCount alarm starts for one pump within FloodWindow lab time are a
+	// flood (defaults 8 in 2 min).
+	FloodCount  int
+	FloodWindow time.Duration
+	// TitrationMax is how far a titration (PCD-03 XO) may move the dose
+	// from the verified order, as a factor (default 2: between 1/2 and 2x).
+	TitrationMax float64
+	// RateTolerance is the relative difference between a pump's running
+	// rate and the rate its last legitimate program implies that counts as
+	// a change (default 0.05).
+	RateTolerance float64
+}
+
+func (c Config) withDefaults() Config {
+	if c.Tool == "" {
+		c.Tool = "refdetect"
+	}
+	if c.SuppressAfter <= 0 {
+		c.SuppressAfter = 60 * time.Second
+	}
+	if c.MinSuppressWall <= 0 {
+		c.MinSuppressWall = 400 * time.Millisecond
+	}
+	if c.FloodCount <= 0 {
+		c.FloodCount = 8
+	}
+	if c.FloodWindow <= 0 {
+		c.FloodWindow = 2 * time.Minute
+	}
+	if c.TitrationMax <= 1 {
+		c.TitrationMax = 2
+	}
+	if c.RateTolerance <= 0 {
+		c.RateTolerance = 0.05
+	}
+	return c
+}
+
+// LabEvent is one line of the lab's lab-events.jsonl (docs/tools.md).
+type LabEvent struct {
+	Time       time.Time `json:"time"`
+	Event      string    `json:"event"`
+	Lab        int       `json:"lab"`
+	ClockSpeed float64   `json:"clock_speed"`
+	Pumps      []string  `json:"pumps"`
+	Endpoints  []struct {
+		Name     string `json:"name"`
+		Protocol string `json:"protocol"`
+		Address  string `json:"address"`
+	} `json:"endpoints"`
+	PumpServerClientID string `json:"pump_server_client_id"`
+	MonitorUser        string `json:"monitor_user"`
+}
+
+type order struct {
+	mrn, drug          string
+	dose               float64
+	amount, diluent, w float64 // drug amount, diluent volume, patient weight
+}
+
+type pumpAlarm struct {
+	code    string
+	started time.Time
+}
+
+type pendingAlarm struct {
+	pump, alarmID, code string
+	since               time.Time
+}
+
+type expected struct {
+	rate   float64
+	set    time.Time
+	orderd bool // set by a program that matched a verified order
+}
+
+// Engine holds the detector's state and applies the rules. It is fed
+// decoded traffic (Engine.mqtt, Engine.hl7) and the lab's events, and
+// Tick(now) for the time-outs; alerts go to Emit.
+type Engine struct {
+	cfg   Config
+	Emit  func(Alert)
+	speed float64
+
+	known      map[string]bool // client ids of the lab's inventory
+	pumps      map[string]bool
+	server     string
+	roles      map[uint16]string // server port -> endpoint name
+	libraryURL string
+	approved   func(hash string) (bool, error)
+
+	online     map[string]string // client id -> tuple of its live connection
+	orders     map[string]order  // placer order -> verified order
+	controlIDs map[string]time.Time
+	msgIDs     map[string]bool
+	alarms     map[string]map[string]pumpAlarm // pump -> alarm id -> alarm
+	pending    map[string]pendingAlarm         // pump/alarm id -> awaiting PCD-04
+	starts     map[string][]time.Time          // pump -> alarm start times (flood)
+	floodUntil map[string]time.Time
+	expect     map[string]expected // pump/channel -> rate of the last legitimate program
+	said       map[string]time.Time
+	lastPCD04  map[string]time.Time // pump -> last PCD-04 to the alarm manager
+	acked      map[string]bool      // HL7 control ids acknowledged AA/CA
+	patient    map[string]string    // pump -> patient of its running infusion
+}
+
+// NewEngine returns an engine; approved answers whether a drug-library hash
+// is approved (nil: every hash is unknown and not alerted on).
+func NewEngine(cfg Config, emit func(Alert)) *Engine {
+	e := &Engine{cfg: cfg.withDefaults(), Emit: emit, speed: 1}
+	e.reset()
+	return e
+}
+
+func (e *Engine) reset() {
+	e.known, e.pumps, e.roles = map[string]bool{}, map[string]bool{}, map[uint16]string{}
+	e.online, e.orders, e.controlIDs, e.msgIDs = map[string]string{}, map[string]order{}, map[string]time.Time{}, map[string]bool{}
+	e.alarms, e.pending, e.starts, e.floodUntil = map[string]map[string]pumpAlarm{}, map[string]pendingAlarm{}, map[string][]time.Time{}, map[string]time.Time{}
+	e.expect, e.said, e.lastPCD04 = map[string]expected{}, map[string]time.Time{}, map[string]time.Time{}
+	e.acked, e.patient = map[string]bool{}, map[string]string{}
+}
+
+// Lab takes a lab-start event: a new hospital, a new inventory.
+func (e *Engine) Lab(ev LabEvent) {
+	if ev.Event != "lab-start" {
+		return
+	}
+	e.reset()
+	if ev.ClockSpeed > 0 {
+		e.speed = ev.ClockSpeed
+	}
+	e.server = ev.PumpServerClientID
+	if e.server == "" {
+		e.server = "pumpserver"
+	}
+	e.known[e.server] = true
+	if ev.MonitorUser != "" {
+		e.known[ev.MonitorUser] = true
+	}
+	for _, p := range ev.Pumps {
+		e.known[p], e.pumps[p] = true, true
+	}
+	for _, ep := range ev.Endpoints {
+		if p, ok := portOf(ep.Address); ok {
+			e.roles[p] = ep.Name
+		}
+		if ep.Name == "druglib" {
+			e.libraryURL = ep.Address
+		}
+	}
+}
+
+// wall converts a lab duration to wall time at the lab's clock speed.
+func (e *Engine) wall(d time.Duration) time.Duration { return time.Duration(float64(d) / e.speed) }
+
+// alert emits once per key within a lab minute.
+func (e *Engine) alert(t time.Time, key string, a Alert) {
+	if last, ok := e.said[key]; ok && t.Sub(last) < e.wall(time.Minute) {
+		return
+	}
+	e.said[key] = t
+	a.Tool = e.cfg.Tool
+	a.Time = t.UTC().Format(time.RFC3339Nano)
+	if a.Severity == "" {
+		a.Severity = "high"
+	}
+	e.Emit(a)
+}
+
+func addr(tuple string) []string {
+	rest := strings.TrimPrefix(tuple, "tcp:")
+	a, _, _ := cut(rest, "->")
+	if a == "" {
+		return nil
+	}
+	return []string{a}
+}
+
+// mqtt applies the MQTT rules to one packet of a connection.
+func (e *Engine) mqtt(t time.Time, h *half, p mqttPacket) {
+	c := h.conn
+	if c.client != "" && c.client != h.tuple {
+		return // broker -> subscriber deliveries: the publisher's own packet counts
+	}
+	id := c.clientID
+	switch p.Type {
+	case mqttConnect:
+		if !e.known[id] && len(e.known) > 0 {
+			e.alert(t, ruleUnknownClient+"/"+id, Alert{Assets: []string{"broker", "mqtt-client:" + id, h.tuple}, Addresses: addr(h.tuple),
+				Techniques: []string{"T0886", "T0859"}, Tactics: []string{"TA0108"}, Category: ruleUnknownClient,
+				Text: fmt.Sprintf("MQTT client id %q (user %q) is not in the lab's inventory (pumps, pump server, monitor)", id, c.user)})
+		}
+		if old, ok := e.online[id]; ok && old != h.tuple {
+			assets := []string{"broker", "mqtt-client:" + id, h.tuple}
+			if e.pumps[id] {
+				assets = append(assets, id)
+			}
+			if id == e.server {
+				assets = append(assets, "pumpserver")
+			}
+			e.alert(t, ruleClientTakeover+"/"+id, Alert{Assets: assets, Addresses: addr(h.tuple),
+				Techniques: []string{"T0859", "T0849", "T0855"}, Category: ruleClientTakeover,
+				Text: fmt.Sprintf("MQTT client id %q connected from %s while still connected from %s", id, addr(h.tuple), addr(old))})
+		}
+		e.online[id] = h.tuple
+	case mqttSubscribe:
+		if e.known[id] && id != e.server {
+			return
+		}
+		for _, f := range p.Filters {
+			if id == e.server {
+				continue
+			}
+			if strings.ContainsAny(f, "#+") && !e.known[id] {
+				e.alert(t, ruleWildcardSub+"/"+id, Alert{Assets: []string{"broker", "mqtt-client:" + id, h.tuple}, Addresses: addr(h.tuple),
+					Techniques: []string{"T0842", "T0882"}, Category: ruleWildcardSub,
+					Text: fmt.Sprintf("unknown MQTT client %q subscribed to %q (sniffing the pump traffic)", id, f)})
+			}
+		}
+	case mqttPublish:
+		e.publish(t, h, id, p)
+	}
+}
+
+func (e *Engine) publish(t time.Time, h *half, id string, p mqttPacket) {
+	pump, kind, err := pumpwire.ParseTopic(p.Topic)
+	if err != nil {
+		return
+	}
+	env, err := pumpwire.DecodeEnvelope(p.Payload)
+	if err != nil {
+		return
+	}
+	src := []string{"mqtt-client:" + id, h.tuple}
+	switch kind {
+	case pumpwire.KindCmd:
+		var cmd pumpwire.Command
+		json.Unmarshal(env.Body, &cmd)
+		key := env.From + "/" + env.ID
+		if !p.Dup && e.msgIDs[key] {
+			e.alert(t, ruleReplay+"/mqtt/"+key, Alert{Assets: append([]string{pump}, src...), Addresses: addr(h.tuple),
+				Techniques: []string{"T0855", "T0830"}, Category: ruleReplay,
+				Text: fmt.Sprintf("pump command %s (message id %s from %q) seen before: replayed", cmd.Op, env.ID, env.From)})
+		}
+		e.msgIDs[key] = true
+		if id != e.server {
+			tech := []string{"T0855", "T0848"}
+			if cmd.Op == pumpwire.OpProgram || cmd.Op == pumpwire.OpStart || cmd.Op == pumpwire.OpStop || cmd.Op == pumpwire.OpPause {
+				tech = append(tech, "T0836", "T0831")
+			}
+			if cmd.Op == pumpwire.OpActivateLib || cmd.Op == pumpwire.OpFirmware {
+				tech = append(tech, "T0843")
+			}
+			e.alert(t, ruleRogueCommand+"/"+pump+"/"+cmd.Op, Alert{Assets: append([]string{pump}, src...), Addresses: addr(h.tuple),
+				Techniques: tech, Tactics: []string{"TA0106"}, Category: ruleRogueCommand,
+				Text: fmt.Sprintf("pump command %q to %s published by MQTT client %q, not the pump server %q", cmd.Op, pump, id, e.server)})
+		} else if cmd.Op == pumpwire.OpProgram && cmd.Program != nil {
+			e.program(t, pump, cmd)
+		}
+		if cmd.Op == pumpwire.OpActivateLib && cmd.LibraryHash != "" {
+			e.library(t, pump, cmd.LibraryHash, cmd.LibraryVersion, src, h.tuple)
+		}
+	case pumpwire.KindStatus, pumpwire.KindEvent, pumpwire.KindAlarm, pumpwire.KindAck:
+		if id != pump {
+			tech := []string{"T0856"}
+			if kind == pumpwire.KindAlarm {
+				tech = append(tech, "T0878", "T0815")
+			}
+			e.alert(t, ruleSpoofedReport+"/"+pump+"/"+id, Alert{Assets: append([]string{pump}, src...), Addresses: addr(h.tuple),
+				Techniques: tech, Category: ruleSpoofedReport,
+				Text: fmt.Sprintf("%s of %s published by MQTT client %q, not the pump", kind, pump, id)})
+			return // a spoofed report says nothing true about the pump
+		}
+		switch kind {
+		case pumpwire.KindAlarm:
+			var a pumpwire.Alarm
+			if json.Unmarshal(env.Body, &a) == nil {
+				e.pumpAlarm(t, pump, a)
+			}
+		case pumpwire.KindEvent:
+			var ev pumpwire.Event
+			if json.Unmarshal(env.Body, &ev) == nil && ev.Type == pumpwire.EvLibraryActivated && ev.Params["hash"] != "" {
+				e.library(t, pump, ev.Params["hash"], ev.Params["version"], src, h.tuple)
+			}
+		case pumpwire.KindStatus:
+			var st pumpwire.Status
+			if json.Unmarshal(env.Body, &st) == nil {
+				e.status(t, pump, st)
+			}
+		}
+	}
+}
+
+// program records the rate a legitimate program of the pump server sets.
+func (e *Engine) program(t time.Time, pump string, cmd pumpwire.Command) {
+	ch := cmd.Channel
+	if ch == "" {
+		ch = "A"
+	}
+	e.expect[pump+"/"+ch] = expected{set: t, rate: -1, orderd: true}
+}
+
+// status checks a pump's running rate against its last legitimate program:
+// a change without a program is a rate change without an order.
+func (e *Engine) status(t time.Time, pump string, st pumpwire.Status) {
+	e.patient[pump] = ""
+	for _, c := range st.Channels {
+		if c.State == "infusing" && st.PatientID != "" {
+			e.patient[pump] = st.PatientID
+		}
+	}
+	for _, c := range st.Channels {
+		key := pump + "/" + c.Channel
+		ex, ok := e.expect[key]
+		if c.State != "infusing" || c.RateMLH <= 0 {
+			continue
+		}
+		if !ok || ex.rate < 0 {
+			// First status after a program (or first seen): its rate is the
+			// reference.
+			e.expect[key] = expected{rate: c.RateMLH, set: t}
+			continue
+		}
+		if math.Abs(c.RateMLH-ex.rate) > e.cfg.RateTolerance*ex.rate {
+			e.alert(t, ruleDoseMismatch+"/status/"+key, Alert{Assets: []string{pump}, Techniques: []string{"T0836", "T0831"},
+				Tactics: []string{"TA0106"}, Category: ruleDoseMismatch,
+				Text: fmt.Sprintf("%s channel %s runs %.3f mL/h, its last program from the pump server set %.3f mL/h: rate changed without an order", pump, c.Channel, c.RateMLH, ex.rate)})
+			e.expect[key] = expected{rate: c.RateMLH, set: t}
+		}
+	}
+}
+
+func (e *Engine) library(t time.Time, pump, hash, version string, src []string, tuple string) {
+	if e.approved == nil {
+		return
+	}
+	ok, err := e.approved(hash)
+	if err != nil || ok {
+		return
+	}
+	e.alert(t, ruleLibrary+"/"+pump+"/"+hash, Alert{Assets: append([]string{pump}, src...), Addresses: addr(tuple),
+		Techniques: []string{"T0843", "T0836"}, Category: ruleLibrary,
+		Text: fmt.Sprintf("drug library %s (hash %.16s...) on %s is not an approved library", version, hash, pump)})
+}
+
+// pumpAlarm follows the pump's own alarms: a start must reach the alarm
+// manager as PCD-04; many starts are a flood.
+func (e *Engine) pumpAlarm(t time.Time, pump string, a pumpwire.Alarm) {
+	if e.alarms[pump] == nil {
+		e.alarms[pump] = map[string]pumpAlarm{}
+	}
+	switch a.Phase {
+	case pumpwire.PhaseStart:
+		e.alarms[pump][a.AlarmID] = pumpAlarm{code: a.Code, started: t}
+		if a.Priority != "PN" {
+			e.pending[pump+"/"+a.AlarmID] = pendingAlarm{pump: pump, alarmID: a.AlarmID, code: a.Code, since: t}
+		}
+		e.countStart(t, pump, "pump alarms")
+	case pumpwire.PhaseEnd:
+		delete(e.alarms[pump], a.AlarmID)
+		delete(e.pending, pump+"/"+a.AlarmID)
+	}
+}
+
+func (e *Engine) countStart(t time.Time, pump, what string) {
+	win := e.wall(e.cfg.FloodWindow)
+	s := append(e.starts[pump], t)
+	for len(s) > 0 && t.Sub(s[0]) > win {
+		s = s[1:]
+	}
+	e.starts[pump] = s
+	if len(s) >= e.cfg.FloodCount {
+		e.alert(t, ruleAlarmFlood+"/"+pump, Alert{Assets: []string{pump, "alarm-manager"}, Techniques: []string{"T0815", "T0856"},
+			Category: ruleAlarmFlood, Severity: "medium",
+			Text: fmt.Sprintf("%d alarm starts for %s within %s lab time (%s)", len(s), pump, e.cfg.FloodWindow, what)})
+	}
+}
+
+// hl7 applies the HL7 rules to a message sent to a lab service.
+func (e *Engine) hl7(t time.Time, h *half, serverPort uint16, m *hl7.Message, raw []byte) {
+	if msa := m.Segment("MSA"); msa != nil {
+		// An acknowledgement: the message it accepts was delivered.
+		if code := msa.Value(1); code == "AA" || code == "CA" {
+			e.acked[msa.Value(2)] = true
+		}
+		return
+	}
+	role := e.roles[serverPort]
+	if role == "" {
+		return // a service the detector does not know
+	}
+	src := []string{h.tuple}
+	ty := m.Type()
+	switch {
+	case ty.Is("RDE", "O11") && role == "emar-bcma":
+		if o, err := hl7.ParseRDE(m); err == nil && o.PlacerOrder != "" {
+			e.orders[o.PlacerOrder] = order{mrn: o.Patient.MRN, drug: o.GiveCode, dose: o.Dose,
+				amount: o.DrugAmount, diluent: o.DiluentVolume, w: o.WeightKg}
+		}
+	case ty.Is("RGV", "O15") && role == "pumpserver-ioc":
+		e.pcd03(t, m, src, h.tuple)
+	case ty.Is("ORU", "R40") && role == "alarm-manager":
+		a, err := hl7.ParseAlert(m)
+		if err != nil || a.PumpID == "" {
+			return
+		}
+		e.lastPCD04[a.PumpID] = t
+		for k, p := range e.pending {
+			if p.pump == a.PumpID {
+				delete(e.pending, k)
+			}
+		}
+		active := len(e.alarms[a.PumpID]) > 0
+		switch a.Phase {
+		case hl7.PhaseEnd:
+			if active {
+				e.alert(t, ruleAlarmEnd+"/"+a.PumpID, Alert{Assets: append([]string{a.PumpID, "alarm-manager"}, src...), Addresses: addr(h.tuple),
+					Techniques: []string{"T0856", "T0878"}, Category: ruleAlarmEnd,
+					Text: fmt.Sprintf("PCD-04 ends alarm %s of %s while the pump still reports it active", a.AlertID, a.PumpID)})
+			}
+		case hl7.PhaseStart:
+			if !active && e.pumps[a.PumpID] {
+				e.alert(t, ruleSpoofedAlarm+"/"+a.PumpID, Alert{Assets: append([]string{a.PumpID, "alarm-manager"}, src...), Addresses: addr(h.tuple),
+					Techniques: []string{"T0856", "T0815"}, Category: ruleSpoofedAlarm, Severity: "medium",
+					Text: fmt.Sprintf("PCD-04 alarm %s (%s) for %s, which reports no such alarm", a.AlertID, a.EventText, a.PumpID)})
+			}
+			e.countStart(t, a.PumpID, "PCD-04 to the alarm manager")
+		}
+	}
+}
+
+// pcd03 checks a PCD-03 against the verified orders, the pump's current
+// patient, the BCMA scan it must come from, and for replays.
+func (e *Engine) pcd03(t time.Time, m *hl7.Message, src []string, tuple string) {
+	r, err := hl7.ParseRGV(m)
+	if err != nil {
+		return
+	}
+	assets := append([]string{r.PumpID, "pumpserver"}, src...)
+	emit := func(rule, key string, tech []string, format string, args ...any) {
+		e.alert(t, rule+"/"+key, Alert{Assets: assets, Addresses: addr(tuple), Techniques: tech, Tactics: []string{"TA0106"},
+			Category: rule, Text: fmt.Sprintf(format, args...)})
+	}
+	id := m.ControlID()
+	if id != "" && e.acked[id] {
+		if _, seen := e.controlIDs[id]; seen {
+			emit(ruleReplay, "hl7/"+id, []string{"T0855", "T0830"},
+				"PCD-03 %s for %s with message control id %s, already accepted by the pump server: replayed", r.OrderControl, r.PumpID, id)
+			return
+		}
+	}
+	e.controlIDs[id] = t
+	o, ok := e.orders[r.PlacerOrder]
+	switch {
+	case r.Nurse.ID == "":
+		emit(ruleNoOrder, "scan/"+id, []string{"T0855", "T0848"},
+			"PCD-03 %s for order %s on %s names no scanning clinician (ORC-19): not from a BCMA scan", r.OrderControl, r.PlacerOrder, r.PumpID)
+	case !ok:
+		emit(ruleNoOrder, r.PlacerOrder, []string{"T0855", "T0848"},
+			"PCD-03 %s for order %s on %s: no pharmacy-verified order (RDE^O11) matches it", r.OrderControl, r.PlacerOrder, r.PumpID)
+	case o.mrn != "" && r.Patient.MRN != "" && o.mrn != r.Patient.MRN:
+		emit(ruleNoOrder, "mrn/"+id, []string{"T0855", "T0831"},
+			"PCD-03 for order %s names patient %s, the order is for %s", r.PlacerOrder, r.Patient.MRN, o.mrn)
+	case e.patient[r.PumpID] != "" && r.Patient.MRN != "" && e.patient[r.PumpID] != r.Patient.MRN:
+		emit(ruleNoOrder, "pump/"+id, []string{"T0855", "T0831"},
+			"PCD-03 %s programs %s for patient %s while the pump infuses patient %s", r.OrderControl, r.PumpID, r.Patient.MRN, e.patient[r.PumpID])
+	case differs(r.DrugAmount, o.amount) || differs(r.DiluentVolume, o.diluent):
+		emit(ruleDoseMismatch, "conc/"+id, []string{"T0836", "T0830", "T0832"},
+			"PCD-03 for order %s carries %g %s in %g mL, the verified order %g in %g mL: concentration changed in transit",
+			r.PlacerOrder, r.DrugAmount, r.DrugAmountUnit, r.DiluentVolume, o.amount, o.diluent)
+	case differs(r.WeightKg, o.w):
+		emit(ruleDoseMismatch, "weight/"+id, []string{"T0836", "T0830"},
+			"PCD-03 for order %s carries a patient weight of %g kg, the verified order %g kg", r.PlacerOrder, r.WeightKg, o.w)
+	case r.OrderControl != hl7.OrderChange && differs(r.DoseRate, o.dose):
+		emit(ruleDoseMismatch, "dose/"+id, []string{"T0855", "T0836", "T0831"},
+			"PCD-03 %s sets %g %s on %s, the verified order %s %g: rate change without an order", r.OrderControl, r.DoseRate, r.DoseRateUnit, r.PumpID, r.PlacerOrder, o.dose)
+	}
+}
+
+// differs reports whether a value in a message differs from the order's,
+// both being known, by more than 1%.
+func differs(got, want float64) bool {
+	return got > 0 && want > 0 && math.Abs(got-want) > 0.01*want
+}
+
+// Tick applies the time-outs at now (wall): a pump alarm that reached no
+// alarm manager in time is suppressed.
+func (e *Engine) Tick(now time.Time) {
+	after := max(e.wall(e.cfg.SuppressAfter), e.cfg.MinSuppressWall)
+	for k, p := range e.pending {
+		if now.Sub(p.since) < after {
+			continue
+		}
+		delete(e.pending, k)
+		if last, ok := e.lastPCD04[p.pump]; ok && !last.Before(p.since) {
+			continue
+		}
+		e.alert(now, ruleAlarmSuppress+"/"+p.pump, Alert{Assets: []string{p.pump, "alarm-manager", "pumpserver"},
+			Techniques: []string{"T0878", "T0804"}, Tactics: []string{"TA0107"}, Category: ruleAlarmSuppress,
+			Text: fmt.Sprintf("alarm %s (%s) of %s reached no alarm manager (no PCD-04) within %s", p.alarmID, p.code, p.pump, after)})
+	}
+}
+
+// closed is called when a connection direction ends.
+func (e *Engine) closed(t time.Time, h *half) {
+	if id := h.conn.clientID; id != "" && e.online[id] == h.tuple {
+		delete(e.online, id)
+	}
+}
