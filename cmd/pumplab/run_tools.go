@@ -467,7 +467,7 @@ func (r *toolRunner) scored() ([]score.Scope, []report.Tool) {
 		if v == "" {
 			v = "unversioned"
 		}
-		tools = append(tools, report.Tool{Name: t.m.Name, Version: v})
+		tools = append(tools, report.Tool{Name: t.m.Name, Version: v, Assets: t.m.Scope.Assets, Techniques: t.m.Scope.Techniques})
 	}
 	return scopes, tools
 }

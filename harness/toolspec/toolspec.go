@@ -338,8 +338,13 @@ func (p *parser) mapping(n *yaml.Node, path string, keys map[string]bool) map[st
 		}
 		out[k.Value] = v
 	}
-	for k, req := range keys {
-		if req && out[k] == nil {
+	names := make([]string, 0, len(keys))
+	for k := range keys {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if keys[k] && out[k] == nil {
 			field := k
 			if path != "" {
 				field = path + "." + k
