@@ -1,0 +1,312 @@
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pumplab/pumplab/lab/capture"
+	"github.com/pumplab/pumplab/simulators/hl7"
+	"github.com/pumplab/pumplab/simulators/pumpwire"
+)
+
+// wire feeds real protocol bytes (MQTT 3.1.1 packets, MLLP-framed HL7) as
+// TCP segments in Ethernet frames through the detector's decoder,
+// reassembler and rules, as a capture would.
+type wire struct {
+	t      *testing.T
+	eng    *Engine
+	re     *reassembler
+	alerts []Alert
+	now    time.Time
+	seq    map[string]uint32
+	port   uint16
+}
+
+const (
+	brokerPort = 1883
+	iocPort    = 2575
+	emarPort   = 2576
+	amPort     = 2577
+)
+
+func newWire(t *testing.T) *wire {
+	w := &wire{t: t, now: time.Date(2026, 11, 28, 23, 0, 0, 0, time.UTC), seq: map[string]uint32{}, port: 40000}
+	w.eng = NewEngine(Config{Tool: "refdetect"}, func(a Alert) { w.alerts = append(w.alerts, a) })
+	w.re = newReassembler(w.eng)
+	var ev LabEvent
+	json.Unmarshal([]byte(fmt.Sprintf(`{"event":"lab-start","lab":1,"clock_speed":60,"pumps":["PUMP-0001","PUMP-0002"],
+		"pump_server_client_id":"pumpserver","monitor_user":"monitor","endpoints":[
+		{"name":"broker","address":"tcp://127.0.0.1:%d"},{"name":"pumpserver-ioc","address":"127.0.0.1:%d"},
+		{"name":"emar-bcma","address":"127.0.0.1:%d"},{"name":"alarm-manager","address":"127.0.0.1:%d"}]}`, brokerPort, iocPort, emarPort, amPort)), &ev)
+	w.eng.Lab(ev)
+	return w
+}
+
+// frame builds an Ethernet/IPv4/TCP frame.
+func frame(src, dst uint16, seq uint32, flags byte, payload []byte) []byte {
+	b := make([]byte, 14+20+20, 54+len(payload))
+	binary.BigEndian.PutUint16(b[12:], 0x0800)
+	ip := b[14:]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(40+len(payload)))
+	ip[8], ip[9] = 64, 6
+	copy(ip[12:], []byte{127, 0, 0, 1})
+	copy(ip[16:], []byte{127, 0, 0, 1})
+	tcp := ip[20:]
+	binary.BigEndian.PutUint16(tcp[0:], src)
+	binary.BigEndian.PutUint16(tcp[2:], dst)
+	binary.BigEndian.PutUint32(tcp[4:], seq)
+	tcp[12] = 5 << 4
+	tcp[13] = flags
+	return append(b, payload...)
+}
+
+func (w *wire) packet(src, dst uint16, flags byte, payload []byte) {
+	w.now = w.now.Add(time.Millisecond)
+	key := fmt.Sprint(src, dst)
+	seq := w.seq[key]
+	if flags&capture.FlagSYN != 0 {
+		seq = 1000
+	}
+	s, err := capture.DecodeEthernet(frame(src, dst, seq, flags, payload))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.re.segment(w.now, s)
+	if flags&capture.FlagSYN != 0 {
+		seq++
+	}
+	w.seq[key] = seq + uint32(len(payload))
+	w.eng.Tick(w.now)
+}
+
+// connect opens a TCP connection to dst and returns the client port.
+func (w *wire) connect(dst uint16) uint16 {
+	w.port++
+	p := w.port
+	w.packet(p, dst, capture.FlagSYN, nil)
+	w.packet(dst, p, capture.FlagSYN|capture.FlagACK, nil)
+	w.packet(p, dst, capture.FlagACK, nil)
+	return p
+}
+
+func mqttString(s string) []byte {
+	b := []byte{byte(len(s) >> 8), byte(len(s))}
+	return append(b, s...)
+}
+
+func mqttFixed(typeFlags byte, body []byte) []byte {
+	out := []byte{typeFlags}
+	n := len(body)
+	for {
+		d := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			d |= 0x80
+		}
+		out = append(out, d)
+		if n == 0 {
+			break
+		}
+	}
+	return append(out, body...)
+}
+
+func mqttConnectPacket(clientID string) []byte {
+	body := append(mqttString("MQTT"), 4, 0x02, 0, 30)
+	return mqttFixed(0x10, append(body, mqttString(clientID)...))
+}
+
+func mqttPublishPacket(topic string, payload []byte) []byte {
+	return mqttFixed(0x30, append(mqttString(topic), payload...))
+}
+
+// mqttClient connects clientID to the broker and returns its port.
+func (w *wire) mqttClient(clientID string) uint16 {
+	p := w.connect(brokerPort)
+	w.packet(p, brokerPort, capture.FlagPSH|capture.FlagACK, mqttConnectPacket(clientID))
+	w.packet(brokerPort, p, capture.FlagPSH|capture.FlagACK, []byte{0x20, 2, 0, 0})
+	return p
+}
+
+func (w *wire) publish(port uint16, pump string, kind pumpwire.Kind, from, id string, body any) {
+	payload, err := pumpwire.Encode(id, from, w.now, 1, body)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.packet(port, brokerPort, capture.FlagPSH|capture.FlagACK, mqttPublishPacket(pumpwire.Topic(pump, kind), payload))
+}
+
+func (w *wire) hl7(dst uint16, m *hl7.Message) {
+	p := w.connect(dst)
+	w.packet(p, dst, capture.FlagPSH|capture.FlagACK, hl7.Frame(m.Bytes()))
+	ack := hl7.BuildAck(m, "AA", nil)
+	w.packet(dst, p, capture.FlagPSH|capture.FlagACK, hl7.Frame(ack.Bytes()))
+	w.packet(p, dst, capture.FlagFIN|capture.FlagACK, nil)
+}
+
+// only returns the categories of the alerts so far and clears them.
+func (w *wire) only() []string {
+	var out []string
+	for _, a := range w.alerts {
+		if a.Tool != "refdetect" || len(a.Techniques) == 0 || len(a.Assets) == 0 {
+			w.t.Errorf("alert without tool, techniques or assets: %+v", a)
+		}
+		out = append(out, a.Category)
+	}
+	w.alerts = nil
+	return out
+}
+
+func want(t *testing.T, got []string, cats ...string) {
+	t.Helper()
+	if strings.Join(got, ",") != strings.Join(cats, ",") {
+		t.Fatalf("alerts %v, want %v", got, cats)
+	}
+}
+
+func rde(placer, mrn string, dose float64) *hl7.Message {
+	return hl7.BuildRDE(hl7.PharmacyOrder{Header: hl7.Header{ControlID: "RX" + placer}, Patient: hl7.Patient{MRN: mrn},
+		PlacerOrder: placer, PlacerApp: "EHR_SIM", FillerOrder: "F" + placer, FillerApp: "PHARM", GiveCode: "NOREPI-4-250",
+		Dose: dose, DoseUnit: "mcg/kg/min", DrugAmount: 4, DrugAmountUnit: "mg", DiluentVolume: 250, WeightKg: 70})
+}
+
+func rgv(control, action, placer, mrn, pump, nurse string, dose, amount, weight float64) *hl7.Message {
+	return hl7.BuildRGV(hl7.RGV{Header: hl7.Header{ControlID: control}, Patient: hl7.Patient{MRN: mrn},
+		OrderControl: action, PlacerOrder: placer, PlacerApp: "EHR_SIM", Nurse: hl7.Person{ID: nurse},
+		GiveCode: "NOREPI-4-250", DoseRate: dose, DoseRateUnit: "mcg/kg/min", DrugAmount: amount, DrugAmountUnit: "mg",
+		DiluentVolume: 250, VTBI: 250, PumpID: pump, WeightKg: weight})
+}
+
+func TestLegitimateWorkflowIsQuiet(t *testing.T) {
+	w := newWire(t)
+	srv := w.mqttClient("pumpserver")
+	p1 := w.mqttClient("PUMP-0001")
+	w.hl7(emarPort, rde("ORD-1", "MRN1", 0.05))
+	w.hl7(iocPort, rgv("BCMA000001", "RE", "ORD-1", "MRN1", "PUMP-0001", "RN0042", 0.05, 4, 70))
+	w.publish(srv, "PUMP-0001", pumpwire.KindCmd, "pumpserver", "c1", pumpwire.Command{CmdID: "c1", Op: pumpwire.OpProgram, Channel: "A",
+		Program: &pumpwire.Program{OrderID: "ORD-1", Action: "RE", DoseRate: 0.05}})
+	st := pumpwire.Status{State: "infusing", PatientID: "MRN1", Channels: []pumpwire.ChannelStatus{{Channel: "A", State: "infusing", RateMLH: 13.125}}}
+	for i := 0; i < 5; i++ {
+		w.publish(p1, "PUMP-0001", pumpwire.KindStatus, "PUMP-0001", fmt.Sprint("s", i), st)
+	}
+	// A titration (XO) from the BCMA scan: clinical, not an alert.
+	w.hl7(iocPort, rgv("BCMA000002", "XO", "ORD-1", "MRN1", "PUMP-0001", "RN0042", 0.15, 4, 70))
+	// An alarm the pump server forwards to the alarm manager in time.
+	w.publish(p1, "PUMP-0001", pumpwire.KindAlarm, "PUMP-0001", "a1", pumpwire.Alarm{AlarmID: "A1", Code: "occlusion_downstream", Phase: "start", Priority: "PH", Type: "SP"})
+	w.hl7(amPort, hl7.BuildAlert(hl7.Alert{Header: hl7.Header{ControlID: "AM1"}, AlertID: "A1", PumpID: "PUMP-0001", Phase: hl7.PhaseStart, State: hl7.StateActive, Priority: "PH", Type: "SP"}))
+	w.now = w.now.Add(10 * time.Second)
+	w.eng.Tick(w.now)
+	want(t, w.only())
+}
+
+func TestAttacksAreDetected(t *testing.T) {
+	w := newWire(t)
+	w.mqttClient("pumpserver")
+	p1 := w.mqttClient("PUMP-0001")
+	w.hl7(emarPort, rde("ORD-1", "MRN1", 0.05))
+	w.publish(p1, "PUMP-0001", pumpwire.KindStatus, "PUMP-0001", "s0", pumpwire.Status{State: "infusing", PatientID: "MRN1",
+		Channels: []pumpwire.ChannelStatus{{Channel: "A", State: "infusing", RateMLH: 13.125}}})
+	want(t, w.only())
+
+	// Forged PCD-03 (ATK-10): no scanning clinician.
+	w.hl7(iocPort, rgv("ROGUE0001", "XO", "ORD-1", "MRN1", "PUMP-0001", "", 0.15, 4, 70))
+	want(t, w.only(), ruleNoOrder)
+	// Weight and concentration changed in transit (ATK-13, ATK-12).
+	w.hl7(iocPort, rgv("BCMA000003", "RE", "ORD-1", "MRN1", "PUMP-0001", "RN0042", 0.05, 4, 140))
+	want(t, w.only(), ruleDoseMismatch)
+	w.hl7(iocPort, rgv("BCMA000004", "RE", "ORD-1", "MRN1", "PUMP-0001", "RN0042", 0.05, 2, 70))
+	want(t, w.only(), ruleDoseMismatch)
+	// Another patient's order to a pump that infuses MRN1 (ATK-14).
+	w.hl7(emarPort, rde("ORD-2", "MRN2", 0.15))
+	w.hl7(iocPort, rgv("BCMA000005", "XO", "ORD-2", "MRN2", "PUMP-0001", "RN0042", 0.15, 4, 70))
+	want(t, w.only(), ruleNoOrder)
+	// An accepted PCD-03 sent again (ATK-15).
+	w.hl7(iocPort, rgv("BCMA000005", "XO", "ORD-2", "MRN2", "PUMP-0001", "RN0042", 0.15, 4, 70))
+	want(t, w.only(), ruleReplay)
+
+	// MQTT: an unknown client subscribing to everything, then commanding.
+	atk := w.mqttClient("attacker-1")
+	want(t, w.only(), ruleUnknownClient)
+	w.packet(atk, brokerPort, capture.FlagPSH|capture.FlagACK, mqttFixed(0x82, append([]byte{0, 1}, append(mqttString("pumplab/v1/#"), 0)...)))
+	want(t, w.only(), ruleWildcardSub)
+	w.publish(atk, "PUMP-0001", pumpwire.KindCmd, "pumpserver", "x1", pumpwire.Command{CmdID: "x1", Op: pumpwire.OpStop})
+	want(t, w.only(), ruleRogueCommand)
+	// A spoofed alarm end published by the attacker.
+	w.publish(atk, "PUMP-0002", pumpwire.KindAlarm, "PUMP-0002", "x2", pumpwire.Alarm{AlarmID: "Z", Code: "air_in_line", Phase: "end", Priority: "PH", Type: "SP"})
+	want(t, w.only(), ruleSpoofedReport)
+	// The same command message id again: a replay (one alert per subject and minute for the rogue command).
+	w.publish(atk, "PUMP-0001", pumpwire.KindCmd, "pumpserver", "x1", pumpwire.Command{CmdID: "x1", Op: pumpwire.OpStop})
+	want(t, w.only(), ruleReplay)
+	// The pump server's client id taken over from another connection.
+	w.mqttClient("pumpserver")
+	want(t, w.only(), ruleClientTakeover)
+
+	// ATK-25: a pump alarm that never reaches the alarm manager.
+	w.publish(p1, "PUMP-0001", pumpwire.KindAlarm, "PUMP-0001", "a9", pumpwire.Alarm{AlarmID: "A9", Code: "occlusion_downstream", Phase: "start", Priority: "PH", Type: "SP"})
+	want(t, w.only())
+	w.now = w.now.Add(2 * time.Second) // 120 lab s at x60
+	w.eng.Tick(w.now)
+	want(t, w.only(), ruleAlarmSuppress)
+
+	// A rate change at the pump that no program from the pump server set.
+	w.publish(p1, "PUMP-0001", pumpwire.KindStatus, "PUMP-0001", "s1", pumpwire.Status{State: "infusing", PatientID: "MRN1",
+		Channels: []pumpwire.ChannelStatus{{Channel: "A", State: "infusing", RateMLH: 39.4}}})
+	want(t, w.only(), ruleDoseMismatch)
+}
+
+func TestAlarmFlood(t *testing.T) {
+	w := newWire(t)
+	p := w.mqttClient("PUMP-0002")
+	for i := 0; i < 8; i++ {
+		w.publish(p, "PUMP-0002", pumpwire.KindAlarm, "PUMP-0002", fmt.Sprint("f", i), pumpwire.Alarm{AlarmID: fmt.Sprint("F", i), Code: "air_in_line", Phase: "start", Priority: "PN", Type: "SP"})
+	}
+	want(t, w.only(), ruleAlarmFlood)
+}
+
+func TestParseMQTTErrors(t *testing.T) {
+	if _, _, err := parseMQTT([]byte{0x30}); err != errMQTTShort {
+		t.Fatalf("1 byte: %v", err)
+	}
+	if _, _, err := parseMQTT([]byte{0x10, 4, 0, 2, 'X', 'Y'}); err == nil || !strings.Contains(err.Error(), "protocol name") {
+		t.Fatalf("bad CONNECT: %v", err)
+	}
+	if _, _, err := parseMQTT([]byte{0x30, 0xff, 0xff, 0xff, 0xff, 0x7f}); err == nil {
+		t.Fatal("5-byte remaining length accepted")
+	}
+	p, n, err := parseMQTT(mqttPublishPacket("a/b", []byte("x")))
+	if err != nil || n != 8 || p.Topic != "a/b" || string(p.Payload) != "x" {
+		t.Fatalf("publish: %+v %d %v", p, n, err)
+	}
+}
+
+func FuzzParseMQTT(f *testing.F) {
+	f.Add(mqttConnectPacket("PUMP-0001"))
+	f.Add(mqttPublishPacket("pumplab/v1/pumps/PUMP-0001/cmd", []byte(`{"v":1}`)))
+	f.Add(mqttFixed(0x82, append([]byte{0, 1}, append(mqttString("#"), 0)...)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, n, err := parseMQTT(b)
+		if err == nil && (n <= 0 || n > len(b)) {
+			t.Fatalf("consumed %d of %d bytes", n, len(b))
+		}
+	})
+}
+
+// FuzzStream feeds arbitrary payloads as a TCP stream to the reassembler
+// and the rules: no input may crash them.
+func FuzzStream(f *testing.F) {
+	f.Add(mqttConnectPacket("PUMP-0001"), []byte{0x0b, 'M', 'S', 'H', 0x1c, 0x0d})
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		w := newWire(t)
+		p := w.connect(brokerPort)
+		w.packet(p, brokerPort, capture.FlagPSH|capture.FlagACK, a)
+		w.packet(p, brokerPort, capture.FlagPSH|capture.FlagACK, b)
+		q := w.connect(iocPort)
+		w.packet(q, iocPort, capture.FlagPSH|capture.FlagACK, b)
+		w.packet(q, iocPort, capture.FlagPSH|capture.FlagACK, a)
+	})
+}
