@@ -36,16 +36,26 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	topologyFlags(fs, &t, 60)
 	provider := fs.String("lab", "inproc", "lab provider")
 	verbose := fs.Bool("v", false, "log every component to stderr")
+	var cf containerFlags
+	cf.add(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *provider != "inproc" {
-		return fmt.Errorf("--lab %s: only the inproc provider is available in this build", *provider)
+	if *provider != "inproc" && *provider != "containers" {
+		return fmt.Errorf("--lab %s: want inproc or containers", *provider)
 	}
 	var log *slog.Logger
 	if *verbose {
 		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	if *provider == "containers" {
+		return upContainers(ctx, t, &cf, log, stdout)
+	}
+	pst, err := cf.resolve()
+	if err != nil {
+		return err
+	}
+	t.Posture = pst
 	start := time.Now()
 	l, err := inproc.Start(ctx, t, log)
 	if err != nil {
