@@ -3,7 +3,6 @@ package scenarios
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -94,45 +93,51 @@ var _ = Describe("CTL-11 emergency use", harness.Register("CTL-11", "Emergency u
 			Expect(ratio).To(BeNumerically("~", 1.0, 0.05), "%s delivers its programmed rate", p)
 		}
 		Expect(dev.WaitState(w, bolus, "A", "kvo")).To(Succeed(), "the 150 mL bolus completed (then KVO)")
+		var complete lab.PumpAlarm
+		active, err := dev.ActiveAlarms(w, bolus)
+		Expect(err).NotTo(HaveOccurred())
+		for _, a := range active {
+			if a.Code == "infusion_complete" {
+				complete = a
+			}
+		}
+		Expect(complete.ID).NotTo(BeEmpty(), "the bolus pump shows its infusion-complete alarm")
 		for p, why := range map[string]string{vaso: "code blue: MAP 48", borrowed: "code blue: second pressor"} {
 			log, err := bed.PumpLog(w, p)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(logHas(log, "override", "override", why)).To(BeTrue(), "%s logs the override and its reason", p)
 		}
-		doc, err := c.Documented(w, "")
-		Expect(err).NotTo(HaveOccurred())
-		for _, e := range docEvents(doc, "MDC_EVT_PUMP_DELIV_START") {
-			Expect(e.At).To(BeTemporally("<", down), "nothing of the emergency is documented while the server is down")
+		// A program keyed in at the pump carries the pump's own order id
+		// (LOCAL-n); its PCD-10 are documented under it.
+		local := map[string]string{}
+		for p := range starts {
+			tr, err := dev.Truth(w, p, "A")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(tr.Programmed.OrderID).NotTo(BeEmpty())
+			local[p] = tr.Programmed.OrderID
+			doc, err := c.Documented(w, local[p])
+			Expect(err).NotTo(HaveOccurred())
+			Expect(docEvents(doc, "MDC_EVT_PUMP_DELIV_START")).To(BeEmpty(), "nothing of the emergency is documented while the server is down")
 		}
 
 		By("the pump server back: buffered events and the alarm delivered once, with their original times")
 		Expect(fac.StartPumpServer(w)).To(Succeed())
 		restored := clk.Now()
-		doc, err = c.WaitDocumented(w, "", func(d lab.Documentation) bool {
-			n := 0
-			for _, e := range docEvents(d, "MDC_EVT_PUMP_DELIV_START") {
-				if !e.At.Before(down) {
-					n++
-				}
-			}
-			return n >= len(starts)
-		})
-		Expect(err).NotTo(HaveOccurred())
 		for p, st := range starts {
-			n := 0
-			for _, e := range docEvents(doc, "MDC_EVT_PUMP_DELIV_START") {
-				if e.At.Sub(st).Abs() <= time.Second {
-					n++
-				}
-			}
-			Expect(n).To(Equal(1), "%s: its delivery start documented once with the original time %s", p, st.Format(time.TimeOnly))
+			doc, err := c.WaitDocumented(w, local[p], func(d lab.Documentation) bool { return d.Has("MDC_EVT_PUMP_DELIV_START") })
+			Expect(err).NotTo(HaveOccurred(), "%s: delivery start of %s documented after the outage", p, local[p])
+			ev := docEvents(doc, "MDC_EVT_PUMP_DELIV_START")
+			Expect(ev).To(HaveLen(1), "%s: documented once", p)
+			Expect(ev[0].At).To(BeTemporally("~", st, 2*time.Second), "%s: the original time %s (1 s resolution)", p, st.Format(time.TimeOnly))
 		}
 		a, err := f.Lab.Alarms().WaitAlarm(w, func(a lab.AlarmRecord) bool {
-			return a.PumpID == bolus && strings.Contains(a.Code, "DELIV_COMP") && !a.Delivered.IsZero()
+			return a.PumpID == bolus && a.AlertID == complete.ID && !a.Delivered.IsZero()
 		})
 		Expect(err).NotTo(HaveOccurred(), "the bolus-complete alarm raised during the outage reaches a phone")
-		Expect(a.Onset).To(BeTemporally("<", restored), "original onset, during the outage")
+		Expect(a.Onset).To(BeTemporally("~", complete.Onset, 2*time.Second), "the pump's original onset")
+		Expect(a.Onset).To(BeTemporally("<", restored), "raised during the outage")
 		Expect(a.Delivered).To(BeTemporally(">=", restored))
+		recordAlarmLatencies(f, a)
 
 		By("no harm on the vasopressor: delivered as programmed, no interruption")
 		segs, err := dev.Segments(w, vaso, "A")
