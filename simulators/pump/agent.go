@@ -302,6 +302,7 @@ func (a *Agent) move(u string) {
 	if CheckServerAddress(u) != nil {
 		return
 	}
+	client := mqtt.NewClient(a.options(u)) // options takes a.mu (the will's sequence number)
 	a.mu.Lock()
 	if !a.started || a.closed || a.client == nil || u == a.cfg.BrokerURL {
 		a.mu.Unlock()
@@ -315,7 +316,6 @@ func (a *Agent) move(u string) {
 	a.requeue = len(a.unacked) > 0
 	a.setConnected(false)
 	a.counters.Moves++
-	client := mqtt.NewClient(a.options(u))
 	a.client = client
 	a.mu.Unlock()
 	a.log.Warn("server address changed: moving to another broker", "from", prev, "to", u)
