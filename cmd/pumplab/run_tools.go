@@ -315,7 +315,7 @@ func (r *toolRunner) stop(t *toolProc, grace time.Duration) {
 
 // labStarted is called by the provider wrapper for every lab: its ports
 // join the capture filter and tools learn its endpoints.
-func (r *toolRunner) labStarted(l lab.Lab) {
+func (r *toolRunner) labStarted(l lab.Lab, began time.Time) {
 	eps := l.Endpoints()
 	if r.capture != nil {
 		for _, e := range eps {
@@ -328,7 +328,7 @@ func (r *toolRunner) labStarted(l lab.Lab) {
 	if r.events == nil {
 		return
 	}
-	ev := labEvent{Time: time.Now().UTC(), Event: "lab-start", Lab: r.labs, Provider: l.Provider(),
+	ev := labEvent{Time: began.UTC(), Ready: time.Now().UTC(), Event: "lab-start", Lab: r.labs, Provider: l.Provider(),
 		ClockSpeed: r.topo.Speed, LabTime: l.Clock().Now(), Pumps: l.Pumps(), Endpoints: eps,
 		PumpServerClientID: "pumpserver", MonitorUser: "monitor"}
 	b, _ := json.Marshal(ev)
@@ -337,7 +337,10 @@ func (r *toolRunner) labStarted(l lab.Lab) {
 
 // labEvent is one line of lab-events.jsonl (docs/tools.md).
 type labEvent struct {
+	// Time is when the lab began starting (its start-up traffic follows);
+	// Ready when it was up.
 	Time       time.Time      `json:"time"`
+	Ready      time.Time      `json:"ready"`
 	Event      string         `json:"event"`
 	Lab        int            `json:"lab"`
 	Provider   string         `json:"provider"`
@@ -526,15 +529,16 @@ func (r *toolRunner) writeLabels(steps []score.Step) {
 type providerHook struct {
 	inner lab.Provider
 	name  string
-	onLab func(lab.Lab)
+	onLab func(lab.Lab, time.Time)
 }
 
 func (p providerHook) Name() string { return p.name }
 
 func (p providerHook) Start(ctx context.Context, t lab.Topology) (lab.Lab, error) {
+	began := time.Now()
 	l, err := p.inner.Start(ctx, t)
 	if err == nil {
-		p.onLab(l)
+		p.onLab(l, began)
 	}
 	return l, err
 }

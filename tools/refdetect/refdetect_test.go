@@ -31,6 +31,7 @@ const (
 	iocPort    = 2575
 	emarPort   = 2576
 	amPort     = 2577
+	ehrPort    = 2578
 )
 
 func newWire(t *testing.T) *wire {
@@ -41,7 +42,7 @@ func newWire(t *testing.T) *wire {
 	json.Unmarshal([]byte(fmt.Sprintf(`{"event":"lab-start","lab":1,"clock_speed":60,"pumps":["PUMP-0001","PUMP-0002"],
 		"pump_server_client_id":"pumpserver","monitor_user":"monitor","endpoints":[
 		{"name":"broker","address":"tcp://127.0.0.1:%d"},{"name":"pumpserver-ioc","address":"127.0.0.1:%d"},
-		{"name":"emar-bcma","address":"127.0.0.1:%d"},{"name":"alarm-manager","address":"127.0.0.1:%d"}]}`, brokerPort, iocPort, emarPort, amPort)), &ev)
+		{"name":"emar-bcma","address":"127.0.0.1:%d"},{"name":"alarm-manager","address":"127.0.0.1:%d"},{"name":"ehr","address":"127.0.0.1:%d"}]}`, brokerPort, iocPort, emarPort, amPort, ehrPort)), &ev)
 	w.eng.Lab(ev)
 	return w
 }
@@ -252,6 +253,16 @@ func TestAttacksAreDetected(t *testing.T) {
 	w.now = w.now.Add(2 * time.Second) // 120 lab s at x60
 	w.eng.Tick(w.now)
 	want(t, w.only(), ruleAlarmSuppress)
+
+	// Documentation of a delivery the pump never reported (ATK-24), and of
+	// one it did.
+	w.publish(p1, "PUMP-0001", pumpwire.KindEvent, "PUMP-0001", "ev-1", pumpwire.Event{EventID: "E1", Type: pumpwire.EvDeliveryStart, Channel: "A"})
+	w.hl7(ehrPort, hl7.BuildInfusionEvent(hl7.InfusionEvent{Header: hl7.Header{ControlID: "DOC1"}, Patient: hl7.Patient{MRN: "MRN1"},
+		EventID: "ev-1", PumpID: "PUMP-0001", Event: hl7.Code{Ref: "MDC_EVT_PUMP_DELIV_START"}}))
+	want(t, w.only())
+	w.hl7(ehrPort, hl7.BuildInfusionEvent(hl7.InfusionEvent{Header: hl7.Header{ControlID: "SPOOF0024"}, Patient: hl7.Patient{MRN: "MRN1"},
+		EventID: "SPOOFEV1", PumpID: "PUMP-0001", Event: hl7.Code{Ref: "MDC_EVT_PUMP_DELIV_COMP"}}))
+	want(t, w.only(), ruleSpoofedDoc)
 
 	// A rate change at the pump that no program from the pump server set.
 	w.publish(p1, "PUMP-0001", pumpwire.KindStatus, "PUMP-0001", "s1", pumpwire.Status{State: "infusing", PatientID: "MRN1",

@@ -40,6 +40,7 @@ const (
 	ruleAlarmFlood     = "alarm-flood"
 	ruleAlarmSuppress  = "alarm-not-forwarded"
 	ruleSpoofedAlarm   = "pcd04-without-pump-alarm"
+	ruleSpoofedDoc     = "pcd10-without-pump-event"
 )
 
 // Config tunes the rules; times are lab time and scale with the clock.
@@ -155,6 +156,7 @@ type Engine struct {
 	lastPCD04  map[string]time.Time // pump -> last PCD-04 to the alarm manager
 	acked      map[string]bool      // HL7 control ids acknowledged AA/CA
 	patient    map[string]string    // pump -> patient of its running infusion
+	events     map[string]bool      // pump/message id of the pumps' own events
 }
 
 // NewEngine returns an engine; approved answers whether a drug-library hash
@@ -170,7 +172,7 @@ func (e *Engine) reset() {
 	e.online, e.orders, e.controlIDs, e.msgIDs = map[string]string{}, map[string]order{}, map[string]time.Time{}, map[string]bool{}
 	e.alarms, e.pending, e.starts, e.floodUntil = map[string]map[string]pumpAlarm{}, map[string]pendingAlarm{}, map[string][]time.Time{}, map[string]time.Time{}
 	e.expect, e.said, e.lastPCD04 = map[string]expected{}, map[string]time.Time{}, map[string]time.Time{}
-	e.acked, e.patient = map[string]bool{}, map[string]string{}
+	e.acked, e.patient, e.events = map[string]bool{}, map[string]string{}, map[string]bool{}
 }
 
 // Lab takes a lab-start event: a new hospital, a new inventory.
@@ -331,6 +333,7 @@ func (e *Engine) publish(t time.Time, h *half, id string, p mqttPacket) {
 				e.pumpAlarm(t, pump, a)
 			}
 		case pumpwire.KindEvent:
+			e.events[pump+"/"+env.ID] = true
 			var ev pumpwire.Event
 			if json.Unmarshal(env.Body, &ev) == nil && ev.Type == pumpwire.EvLibraryActivated && ev.Params["hash"] != "" {
 				e.library(t, pump, ev.Params["hash"], ev.Params["version"], src, h.tuple)
@@ -450,6 +453,14 @@ func (e *Engine) hl7(t time.Time, h *half, serverPort uint16, m *hl7.Message, ra
 			e.orders[o.PlacerOrder] = order{mrn: o.Patient.MRN, drug: o.GiveCode, dose: o.Dose,
 				amount: o.DrugAmount, diluent: o.DiluentVolume, w: o.WeightKg}
 		}
+	case ty.Is("ORU", "R42") && role == "ehr":
+		ie, err := hl7.ParseInfusionEvent(m)
+		if err != nil || !e.pumps[ie.PumpID] || ie.EventID == "" || e.events[ie.PumpID+"/"+ie.EventID] {
+			return
+		}
+		e.alert(t, ruleSpoofedDoc+"/"+ie.PumpID, Alert{Assets: append([]string{ie.PumpID, "ehr"}, src...), Addresses: addr(h.tuple),
+			Techniques: []string{"T0856", "T0832"}, Tactics: []string{"TA0105"}, Category: ruleSpoofedDoc,
+			Text: fmt.Sprintf("PCD-10 %s for %s documents event %s, which the pump never reported", ie.Event.Ref, ie.PumpID, ie.EventID)})
 	case ty.Is("RGV", "O15") && role == "pumpserver-ioc":
 		e.pcd03(t, m, src, h.tuple)
 	case ty.Is("ORU", "R40") && role == "alarm-manager":
