@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -97,6 +98,9 @@ func DefaultIsPump(id string) bool {
 type RateLimit struct {
 	PerSecond float64
 	Burst     int
+	// Exempt lists identities the limit does not apply to, e.g. the pump
+	// server, whose publish rate (commands, receipts) grows with the fleet.
+	Exempt []string
 	// Now reads the wall clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -294,7 +298,7 @@ func (h *controls) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 			return pk, packets.CodeSuccessIgnore
 		}
 	}
-	if h.rate != nil && !h.take(id, pk.TopicName) {
+	if h.rate != nil && !slices.Contains(h.rate.Exempt, id) && !h.take(id, pk.TopicName) {
 		return pk, packets.CodeSuccessIgnore
 	}
 	return pk, nil

@@ -480,7 +480,7 @@ func TestPasswordLogin(t *testing.T) {
 func TestRateLimitDropsExcessOnce(t *testing.T) {
 	d := newDecisions()
 	// 0.001 token/s: nothing refills during the test, so exactly Burst pass.
-	b := &Embedded{RateLimit: &RateLimit{PerSecond: 0.001, Burst: 5}, OnDecision: d.add}
+	b := &Embedded{RateLimit: &RateLimit{PerSecond: 0.001, Burst: 5, Exempt: []string{"other"}}, OnDecision: d.add}
 	startBroker(t, b)
 	watcher := mustConnect(t, b.URL(), connOpts{clientID: "watcher"})
 	in := subscribe(t, watcher, "flood/#")
@@ -488,11 +488,14 @@ func TestRateLimitDropsExcessOnce(t *testing.T) {
 	for i := range 12 {
 		publish(t, flooder, "flood/x", "m"+string(rune('a'+i)))
 	}
-	other := mustConnect(t, b.URL(), connOpts{clientID: "other"})
+	other := mustConnect(t, b.URL(), connOpts{clientID: "other"}) // exempt: 8 pass
+	for range 7 {
+		publish(t, other, "flood/y", "exempt")
+	}
 	publish(t, other, "flood/y", "marker")
 	got := in.until(t, "marker")
-	if len(got) != 6 {
-		t.Errorf("got %d messages %q, want the 5 of the burst and the marker", len(got), got)
+	if len(got) != 13 {
+		t.Errorf("got %d messages %q, want the 5 of the burst and the exempt client's 8", len(got), got)
 	}
 	if st := b.ControlStats(); st.RateLimited != 7 {
 		t.Errorf("ControlStats %+v, want 7 publishes rate-limited", st)

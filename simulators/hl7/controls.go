@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +57,10 @@ type Reject struct {
 type RateLimit struct {
 	PerSecond float64
 	Burst     int
+	// Exempt lists sources (CNs or hosts) the limit does not apply to, e.g.
+	// the pump server at the EHR listener, whose PCD-01 burst grows with
+	// the fleet (one message per infusing channel every interval).
+	Exempt []string
 	// Now reads the wall clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -197,6 +202,9 @@ func (s *Server) rateLimit(frame []byte, meta ConnMeta, log interface {
 		return nil, false
 	}
 	src := sourceOf(meta)
+	if slices.Contains(s.limit.cfg.Exempt, src) {
+		return nil, false
+	}
 	ok, first := s.limit.take(src)
 	if ok {
 		return nil, false

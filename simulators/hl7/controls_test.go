@@ -173,7 +173,7 @@ func TestRateLimitPerSource(t *testing.T) {
 	rj := newRejects()
 	var handled atomic.Int64
 	// 0.001 token/s: nothing refills during the test, so exactly Burst pass.
-	s := startServer(t, Config{Name: "alarm-manager", TLS: mtlsServer(p, t), RateLimit: &RateLimit{PerSecond: 0.001, Burst: 3},
+	s := startServer(t, Config{Name: "alarm-manager", TLS: mtlsServer(p, t), RateLimit: &RateLimit{PerSecond: 0.001, Burst: 3, Exempt: []string{"ehr"}},
 		OnReject: rj.add, Handler: func(context.Context, *Message, ConnMeta) (*Message, error) { handled.Add(1); return nil, nil }})
 	conf := clientOf(p, t, "attacker")
 	c1 := dial(t, s.Addr(), conf)
@@ -195,11 +195,16 @@ func TestRateLimitPerSource(t *testing.T) {
 	// Another source has its own.
 	c3 := dial(t, s.Addr(), clientOf(p, t, "pumpserver"))
 	codes = append(codes, sendAck(t, c3, ExampleRGV).Code)
-	if got := strings.Join(codes, " "); got != "CA CA CA AR AR CA" {
-		t.Errorf("acks %s, want CA CA CA AR AR CA", got)
+	// An exempt source is never limited.
+	c4 := dial(t, s.Addr(), clientOf(p, t, "ehr"))
+	for range 5 {
+		codes = append(codes, sendAck(t, c4, ExampleRGV).Code)
 	}
-	if n := handled.Load(); n != 4 {
-		t.Errorf("handler ran %d times, want 4", n)
+	if got := strings.Join(codes, " "); got != "CA CA CA AR AR CA CA CA CA CA CA" {
+		t.Errorf("acks %s, want CA CA CA AR AR CA then 5 CA", got)
+	}
+	if n := handled.Load(); n != 9 {
+		t.Errorf("handler ran %d times, want 9", n)
 	}
 	got := rj.await(t, "rate limit", 1, func(x Reject) bool { return x.Control == ControlRateLimit })
 	if len(got) != 1 || got[0].Source != "attacker" || got[0].Ref != "BCMA000123" || got[0].Target != "alarm-manager" {
