@@ -181,8 +181,9 @@ func isNotFound(err error) bool {
 	return err != nil && (strings.Contains(err.Error(), "No such") || strings.Contains(err.Error(), "not found"))
 }
 
-// Leftovers lists every container and network still labelled LabelLab (the
-// suite's end-of-run check).
+// Leftovers lists the containers and networks labelled LabelLab that this
+// process or a process that is gone left behind (the suite's end-of-run
+// check); the labs of other running processes are not listed.
 func Leftovers(ctx context.Context) ([]string, error) {
 	c, err := dockerClient(ctx)
 	if err != nil {
@@ -194,7 +195,11 @@ func Leftovers(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("containers: list containers: %w", err)
 	}
+	mine := func(l map[string]string) bool { return l[LabelPID] == strconv.Itoa(os.Getpid()) || !ownerAlive(l) }
 	for _, ct := range cs.Items {
+		if !mine(ct.Labels) {
+			continue
+		}
 		out = append(out, "container "+strings.Join(ct.Names, ",")+" ("+ct.Labels[LabelLab]+")")
 	}
 	ns, err := c.NetworkList(ctx, client.NetworkListOptions{Filters: f})
@@ -202,6 +207,9 @@ func Leftovers(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("containers: list networks: %w", err)
 	}
 	for _, n := range ns.Items {
+		if !mine(n.Labels) {
+			continue
+		}
 		out = append(out, "network "+n.Name+" ("+n.Labels[LabelLab]+")")
 	}
 	return out, nil

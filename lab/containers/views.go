@@ -3,6 +3,7 @@ package containers
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"time"
@@ -336,6 +337,16 @@ func (n network) Interpose(ctx context.Context, link lab.Link, proxyAddr string)
 		return "", nil, err
 	}
 	up += ":" + strconv.Itoa(PortIOC)
+	if host, _, err := net.SplitHostPort(proxyAddr); err == nil && n.l.seg {
+		if pz := n.l.zoneOfAddr(host); pz != "" && pz != lab.ZoneClinical {
+			// The eMAR's traffic to the proxy leaves the clinical zone's
+			// network, which has no route to the proxy's: the zone
+			// firewall's deny, as its log would show it.
+			n.l.record(lab.Evidence{Control: posture.Segmentation, Time: time.Now(), LabTime: n.l.clk.Now(), Target: host,
+				Action: "blocked", Reason: fmt.Sprintf("PCD-03 from the eMAR (zone clinical) re-pointed at %s (zone %s): no route between the zones' networks", proxyAddr, pz),
+				Ref: "mllp:" + proxyAddr})
+		}
+	}
 	if err := n.l.call(ctx, "emar", "set-ioc", labapi.Addr{Addr: proxyAddr}, nil); err != nil {
 		return "", nil, err
 	}

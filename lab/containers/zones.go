@@ -3,12 +3,16 @@ package containers
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pumplab/pumplab/lab"
 	"github.com/pumplab/pumplab/lab/labapi"
+	"github.com/pumplab/pumplab/lab/posture"
 )
 
 var _ lab.Zoned = (*Lab)(nil)
@@ -81,26 +85,76 @@ func (h *zoneHost) Zone() lab.Zone { return h.zone }
 
 func ms(d time.Duration) int { return int(d / time.Millisecond) }
 
+// denied records, as the zone firewall's deny log would, an attempt from
+// the host's zone that the segmented networks did not carry to a target in
+// another zone. The network decided; the lab only writes it down.
+func (h *zoneHost) denied(target, what string) {
+	if !h.l.seg {
+		return
+	}
+	host := target
+	if hh, _, err := net.SplitHostPort(target); err == nil {
+		host = hh
+	}
+	tz := h.l.zoneOfAddr(host)
+	if tz == "" || tz == h.zone {
+		return
+	}
+	h.l.record(lab.Evidence{Control: posture.Segmentation, Time: time.Now(), LabTime: h.l.clk.Now(), Target: host,
+		Action: "blocked", Reason: fmt.Sprintf("%s from zone %s to zone %s: no route between the zones' networks", what, h.zone, tz),
+		Ref: "tcp:" + target})
+}
+
+// zoneOfAddr names the zone whose network holds addr ("" if none).
+func (l *Lab) zoneOfAddr(addr string) lab.Zone {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return ""
+	}
+	for _, z := range lab.Zones {
+		if p, err := netip.ParsePrefix(l.nets[z].subnet); err == nil && p.Contains(a) {
+			return z
+		}
+	}
+	return ""
+}
+
 func (h *zoneHost) Dial(ctx context.Context, addr, send string, timeout time.Duration) (lab.Probe, error) {
 	var r labapi.DialResult
 	if err := h.r.api.Call(ctx, "dial", labapi.Dial{Addr: addr, TimeoutMS: ms(timeout), Send: send}, &r); err != nil {
 		return lab.Probe{}, err
 	}
+	if !r.Connected && !strings.Contains(r.Error, "refused") {
+		h.denied(addr, "connection")
+	}
 	return lab.Probe{Connected: r.Connected, Banner: r.Banner, Err: r.Error, Elapsed: time.Duration(r.Millis) * time.Millisecond}, nil
 }
 
 func (h *zoneHost) Scan(ctx context.Context, hosts []string, ports []int, timeout time.Duration) (lab.ScanResult, error) {
-	var r labapi.ScanResult
-	if err := h.r.api.Call(ctx, "scan", labapi.Scan{Hosts: hosts, Ports: ports, TimeoutMS: ms(timeout)}, &r); err != nil {
-		return lab.ScanResult{}, err
+	out := lab.ScanResult{Open: []string{}}
+	for _, host := range hosts {
+		var r labapi.ScanResult
+		if err := h.r.api.Call(ctx, "scan", labapi.Scan{Hosts: []string{host}, Ports: ports, TimeoutMS: ms(timeout)}, &r); err != nil {
+			return out, err
+		}
+		if len(r.Open) == 0 && r.Refused == 0 && r.Unreachable > 0 {
+			h.denied(host, fmt.Sprintf("connect scan of %d ports", len(ports)))
+		}
+		out.Open = append(out.Open, r.Open...)
+		out.Refused += r.Refused
+		out.Unreachable += r.Unreachable
+		out.Probes += r.Probes
 	}
-	return lab.ScanResult{Open: r.Open, Refused: r.Refused, Unreachable: r.Unreachable, Probes: r.Probes}, nil
+	return out, nil
 }
 
 func (h *zoneHost) Flood(ctx context.Context, addr string, conns, bytes int, d time.Duration) (lab.FloodResult, error) {
 	var r labapi.FloodResult
 	if err := h.r.api.Call(ctx, "flood", labapi.Flood{Addr: addr, Conns: conns, Bytes: bytes, DurationMS: ms(d)}, &r); err != nil {
 		return lab.FloodResult{}, err
+	}
+	if r.Opened == 0 && r.Failed > 0 && !strings.Contains(r.FirstErr, "refused") {
+		h.denied(addr, fmt.Sprintf("flood of %d connections", conns))
 	}
 	return lab.FloodResult{Opened: r.Opened, Failed: r.Failed, BytesSent: r.BytesSent, FirstErr: r.FirstErr}, nil
 }
