@@ -15,9 +15,18 @@ import (
 	"github.com/pumplab/pumplab/simulators/pumpserver"
 )
 
-// Implemented lists the posture controls the in-process lab enforces; the
-// others a posture enables are reported unsupported and not scored as on.
+// Implemented lists the posture controls the in-process lab enforces with
+// any broker; the others a posture enables are reported unsupported and not
+// scored as on.
 var Implemented = []string{posture.PKI, posture.MTLSMLLP, posture.OrderCrosscheck}
+
+// EmbeddedBrokerControls are enforced only with the embedded broker (the
+// lab cannot configure mosquitto's or an external broker's).
+var EmbeddedBrokerControls = []string{posture.MTLSMQTT, posture.BrokerACL}
+
+func (l *Lab) implemented(name string) bool {
+	return slices.Contains(Implemented, name) || (l.embedded && slices.Contains(EmbeddedBrokerControls, name))
+}
 
 // controls holds the posture in force and the evidence the controls record.
 type controls struct {
@@ -56,7 +65,7 @@ func (l *Lab) Controls() (enforced, unsupported []string) {
 		return nil, nil
 	}
 	for _, name := range l.ctl.posture.Enabled() {
-		if slices.Contains(Implemented, name) {
+		if l.implemented(name) {
 			enforced = append(enforced, name)
 		} else {
 			unsupported = append(unsupported, name)

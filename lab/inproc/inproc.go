@@ -62,7 +62,8 @@ type Lab struct {
 	pumpIDs    []string
 
 	clinical
-	pki   *pki.PKI
+	pki      *pki.PKI
+	embedded bool // the broker is the embedded one (the broker controls need it)
 	nurse *nurse
 	ctl   controls
 
@@ -108,13 +109,21 @@ func (l *Lab) start(ctx context.Context) error {
 	wait := ctx
 	ctx = context.WithoutCancel(ctx)
 	// Broker.
+	// The PKI comes first: the broker's TLS listener needs its certificate.
+	if err := l.startPKI(); err != nil {
+		return err
+	}
 	switch {
 	case t.Broker == "" || t.Broker == "embedded":
 		b := &broker.Embedded{Logger: l.log.With("component", "broker")}
+		if err := l.brokerControls(b); err != nil {
+			return err
+		}
 		if err := b.Start(ctx); err != nil {
 			return err
 		}
 		l.Broker = b
+		l.embedded = true
 	case t.Broker == "mosquitto":
 		b := &broker.Mosquitto{}
 		if err := b.Start(ctx); err != nil {
@@ -144,21 +153,22 @@ func (l *Lab) start(ctx context.Context) error {
 	l.onClose(l.LibServer.Close)
 	bundle, _ := store.Published()
 
-	if err := l.startPKI(); err != nil {
-		return err
-	}
 	// Clinical systems first: the pump server needs their addresses.
 	if err := l.startClinical(ctx); err != nil {
 		return err
 	}
 
-	scfg := pumpserver.Config{BrokerURL: l.Broker.URL(), Clock: l.clk,
+	suser, spass := l.brokerLogin(idPumpServer)
+	stls, err := l.mqttClientTLS(idPumpServer)
+	if err != nil {
+		return err
+	}
+	scfg := pumpserver.Config{BrokerURL: l.Broker.URL(), Clock: l.clk, Username: suser, Password: spass, TLS: stls,
 		Logger: l.log, PCD01Interval: t.PCD01Interval, MLLPAddr: l.iocAddr(),
 		IOPAddr: l.emarAddr(), DOCAddr: l.ehrAddr(), AMAddr: l.amAddr()}
 	if l.ctl.on(posture.OrderCrosscheck) {
 		scfg.OrderCheck = l.orderCrosscheck
 	}
-	var err error
 	if scfg.MLLPTLS, err = l.mllpServerTLS("pumpserver-ioc", idPumpServer); err != nil {
 		return err
 	}
@@ -187,8 +197,14 @@ func (l *Lab) start(ctx context.Context) error {
 		id := lab.PumpID(i)
 		p := pump.New(pump.Config{ID: id, Clock: l.clk, Library: bundle.Library, LibraryHash: bundle.Hash,
 			CareArea: t.CareArea, Seed: uint64(t.Seed)*1000003 + uint64(i), Logger: l.log.With("pump", id)})
+		user, pass := l.brokerLogin(id)
+		ptls, err := l.mqttClientTLS(id)
+		if err != nil {
+			return err
+		}
 		a := pump.NewAgent(p, pump.AgentConfig{BrokerURL: l.Broker.URL(), StatusInterval: t.StatusInterval,
-			Logger: l.log.With("agent", id), LibraryFetcher: fetch, AwaitServer: true})
+			Logger: l.log.With("agent", id), LibraryFetcher: fetch, AwaitServer: true,
+			ClientID: id, Username: user, Password: pass, TLS: ptls})
 		l.PumpModels[id], l.Agents[id] = p, a
 		l.pumpIDs = append(l.pumpIDs, id)
 	}

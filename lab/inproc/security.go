@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/pumplab/pumplab/lab"
+	"github.com/pumplab/pumplab/lab/broker"
 	"github.com/pumplab/pumplab/lab/pki"
 	"github.com/pumplab/pumplab/lab/posture"
 )
@@ -200,4 +201,70 @@ func (l *Lab) secret(purpose string) string {
 		h *= 0x100000001B3
 	}
 	return fmt.Sprintf("%016x", h)
+}
+
+// idBroker is the broker's identity in the lab PKI.
+const idBroker = "broker"
+
+// brokerControls sets the posture's broker controls on the embedded broker:
+// logins (one shared login under the shared-credentials weakness, else one
+// per identity), mtls-mqtt, broker-acl and the mqtt target of rate-limit.
+// Every decision becomes evidence and an audit line.
+func (l *Lab) brokerControls(b *broker.Embedded) error {
+	pos := l.topo.Posture
+	users := map[string]string{}
+	if w := pos.Weaknesses.SharedCredentials; w.Enabled {
+		users[w.Username] = w.Password
+	} else {
+		for _, id := range append([]string{idPumpServer, pos.Controls.BrokerACL.MonitorUser}, l.fleetIDs()...) {
+			if id != "" {
+				u, p := l.brokerLogin(id)
+				users[u] = p
+			}
+		}
+	}
+	b.Users = users
+	if l.ctl.on(posture.MTLSMQTT) && l.pki != nil {
+		if _, err := l.pki.Issue(idBroker, pki.Service, nil); err != nil {
+			return err
+		}
+		cfg, err := l.pki.ServerTLS(idBroker)
+		if err != nil {
+			return err
+		}
+		if pos.Controls.MTLSMQTT.MinVersion == "1.3" {
+			cfg.MinVersion = tls.VersionTLS13
+		}
+		b.TLS, b.Revoked, b.IdentityFromCert = cfg, l.pki.IsRevoked, pos.Controls.MTLSMQTT.IdentityFromCert
+	}
+	if l.ctl.on(posture.BrokerACL) {
+		c := pos.Controls.BrokerACL
+		b.ACL = &broker.ACL{Server: idPumpServer, Monitor: c.MonitorUser, LogDenials: c.LogDenials}
+	}
+	if c := pos.Controls.RateLimit; l.ctl.on(posture.RateLimit) && slices.Contains(c.Targets, "mqtt") {
+		b.RateLimit = &broker.RateLimit{PerSecond: c.PerSecond, Burst: c.Burst}
+	}
+	b.OnDecision = func(d broker.Decision) {
+		l.ctl.recordFrom("broker", d.Source, lab.Evidence{Control: d.Control, LabTime: l.clk.Now(), Target: d.Target,
+			Action: d.Action, Reason: d.Reason, Ref: d.Ref})
+	}
+	return nil
+}
+
+// fleetIDs are the pump ids the lab will run (known before the fleet starts).
+func (l *Lab) fleetIDs() []string {
+	ids := make([]string, l.topo.Pumps)
+	for i := range ids {
+		ids[i] = lab.PumpID(i + 1)
+	}
+	return ids
+}
+
+// mqttClientTLS is identity's client TLS configuration for the broker under
+// mtls-mqtt (nil when off or the broker is not the embedded one).
+func (l *Lab) mqttClientTLS(identity string) (*tls.Config, error) {
+	if !l.ctl.on(posture.MTLSMQTT) || l.pki == nil || !l.embedded {
+		return nil, nil
+	}
+	return l.pki.ClientTLS(identity)
 }

@@ -227,6 +227,12 @@ type Pump struct {
 	clk clock.Clock
 	log *slog.Logger
 	rnd *rand.Rand
+	// due is the lab time a running timer was scheduled for: while its
+	// callback runs, now() is that time, so that a timer the scheduler
+	// fires late (a loaded machine at a high clock speed) still changes the
+	// motor rate at the exact lab time (VTBI completion delivers exactly
+	// the VTBI). Zero outside timer callbacks.
+	due time.Time
 
 	mu          sync.Mutex
 	power       power
@@ -401,7 +407,12 @@ func (p *Pump) Channels() []string {
 	return out
 }
 
-func (p *Pump) now() time.Time { return p.clk.Now() }
+func (p *Pump) now() time.Time {
+	if !p.due.IsZero() {
+		return p.due
+	}
+	return p.clk.Now()
+}
 
 // Listen registers f to receive every Output from now on, in emission order.
 // f runs synchronously on the goroutine that caused the output (inside
@@ -518,6 +529,7 @@ func (p *Pump) arm(s *timerSlot, d time.Duration, f func()) {
 	p.timerSeq++
 	id := p.timerSeq
 	s.id = id
+	due := p.now().Add(max(d, 0))
 	s.t = p.clk.AfterFunc(d, func() {
 		p.mu.Lock()
 		if s.id != id {
@@ -526,7 +538,11 @@ func (p *Pump) arm(s *timerSlot, d time.Duration, f func()) {
 		}
 		s.id = 0
 		s.t = nil
+		if now := p.clk.Now(); due.Before(now) {
+			p.due = due
+		}
 		f()
+		p.due = time.Time{}
 		p.unlock()
 	})
 }
