@@ -64,8 +64,8 @@ type Lab struct {
 	clinical
 	pki      *pki.PKI
 	embedded bool // the broker is the embedded one (the broker controls need it)
-	nurse *nurse
-	ctl   controls
+	nurse    *nurse
+	ctl      controls
 
 	closers []func() error
 	once    sync.Once
