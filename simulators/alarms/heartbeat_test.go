@@ -1,12 +1,15 @@
 package alarms
 
 import (
+	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pumplab/pumplab/clock"
 	"github.com/pumplab/pumplab/simulators/hl7"
 )
 
@@ -277,4 +280,44 @@ func TestHeartbeatOffKeepsOldBehaviour(t *testing.T) {
 	if s := l.m.Stats(); s.Heartbeats != 1 || s.Refused != 0 || s.Malformed != 0 {
 		t.Errorf("stats %+v", s)
 	}
+}
+
+// FuzzHeartbeatControl feeds arbitrary bytes to a manager with the
+// alarm-heartbeat control on, after a heartbeat and the start of ALR-F: it
+// must never panic, a refused message must change no alert, and ALR-F may
+// end only through a heartbeat that no longer lists it.
+func FuzzHeartbeatControl(f *testing.F) {
+	f.Add(alertSeq("ALR-F", hl7.PhaseEnd, hl7.StateInactive, 3).Bytes())
+	f.Add(alertSeq("ALR-F", hl7.PhaseEnd, hl7.StateInactive, 0).Bytes())
+	f.Add(alertSeq("ALR-G", hl7.PhaseStart, hl7.StateActive, 9).Bytes())
+	f.Add(beat(3, "r1", onsetBase).Bytes())
+	f.Add(beat(3, "r2", onsetBase, "ALR-F", "ALR-X").Bytes())
+	f.Add(beat(2, "r1", onsetBase).Bytes())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		msg, err := hl7.Parse(b)
+		if err != nil {
+			return
+		}
+		m := New(Config{Clock: clock.NewFake(onsetBase), Heartbeat: &HeartbeatCheck{SequenceCheck: true}})
+		meta := hl7.ConnMeta{RemoteAddr: "fuzz"}
+		for _, setup := range []*hl7.Message{beat(1, "r1", onsetBase, "ALR-F"), alertSeq("ALR-F", hl7.PhaseStart, hl7.StateActive, 2)} {
+			if _, err := m.handlePCD04(context.Background(), setup, meta); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := m.Alerts()
+		_, herr := m.handlePCD04(context.Background(), msg, meta)
+		after := m.Alerts()
+		if herr != nil && len(after) != len(before) {
+			t.Fatalf("refused message added an alert")
+		}
+		rec, _ := m.Alert("ALR-F")
+		if !rec.Ended.IsZero() {
+			hb, err := hl7.ParseHeartbeat(msg)
+			if !hl7.IsHeartbeat(msg) || err != nil || slices.Contains(hb.Active, "ALR-F") {
+				t.Fatalf("ALR-F ended by %q", b)
+			}
+		}
+		_ = m.Close()
+	})
 }

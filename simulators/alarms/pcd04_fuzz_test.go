@@ -19,6 +19,7 @@ func FuzzPCD04(f *testing.F) {
 	}
 	f.Add([]byte("MSH|^~\\&|A|B|C|D|20260101||ORU^R40^ORU_R40|1|P|2.6\rOBR|1|X/Y"))
 	f.Add([]byte("garbage"))
+	f.Add(beat(1, "r1", onsetBase, "ALR-F").Bytes())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		msg, err := hl7.Parse(b)
 		if err != nil {
@@ -30,6 +31,12 @@ func FuzzPCD04(f *testing.F) {
 		if herr != nil {
 			if s.Received != 0 || len(m.Alerts()) != 0 {
 				t.Fatalf("rejected message changed state: %+v", s)
+			}
+			return
+		}
+		if hl7.IsHeartbeat(msg) {
+			if s.Heartbeats != 1 || s.Received != 0 || len(m.Alerts()) != 0 {
+				t.Fatalf("accepted heartbeat not accounted for: %+v", s)
 			}
 			return
 		}
