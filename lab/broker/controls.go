@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"slices"
@@ -493,6 +494,8 @@ func describeHandshake(err error) string {
 	var rh tls.RecordHeaderError
 	msg := err.Error()
 	switch {
+	case errors.Is(err, io.EOF):
+		return "the client closed the connection without a TLS handshake (a port probe?): " + msg
 	case errors.As(err, &rh):
 		return "the client did not speak TLS (plain MQTT on the TLS port?): " + msg
 	case strings.Contains(msg, "didn't provide a certificate"):

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -546,4 +547,18 @@ func TestControlConfigErrors(t *testing.T) {
 			t.Errorf("%+v started", b)
 		}
 	}
+}
+
+func TestPortProbeReported(t *testing.T) {
+	lab := newLabPKI(t, nil)
+	srvTLS, _ := lab.ServerTLS("broker")
+	d := newDecisions()
+	b := &Embedded{TLS: srvTLS, OnDecision: d.add}
+	startBroker(t, b)
+	c, err := net.Dial("tcp", strings.TrimPrefix(b.URL(), "ssl://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	d.await(t, "probe", func(x Decision) bool { return strings.Contains(x.Reason, "without a TLS handshake (a port probe?)") })
 }
