@@ -335,6 +335,21 @@ func (p *PKI) ClientTLS(name string) (*tls.Config, error) {
 	}, nil
 }
 
+// ClientTLSTo is ClientTLS(name) with ServerName set to server: the
+// connection is refused unless the server presents a certificate issued to
+// server. Every Service certificate also covers 127.0.0.1, so a client that
+// dials a loopback address without ServerName accepts any lab service; this
+// is the configuration that detects a man in the middle holding another
+// lab certificate (hl7.VerificationError on MLLP).
+func (p *PKI) ClientTLSTo(name, server string) (*tls.Config, error) {
+	c, err := p.ClientTLS(name)
+	if err != nil {
+		return nil, err
+	}
+	c.ServerName = server
+	return c, nil
+}
+
 // VerifyPeer is a tls.Config.VerifyPeerCertificate hook: it refuses a peer
 // whose certificate this PKI revoked. When the standard verification ran
 // (verifiedChains set) it checks the leaf only; otherwise (InsecureSkipVerify,

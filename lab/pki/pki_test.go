@@ -487,3 +487,59 @@ func TestConcurrentIssue(t *testing.T) {
 		t.Fatalf("%d identities", len(seen))
 	}
 }
+
+func TestClientTLSToRefusesAnotherService(t *testing.T) {
+	lab, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"alarm-manager", "mallory", "pumpserver"} {
+		if _, err := lab.Issue(n, Service, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve := func(name string) string {
+		conf, _ := lab.ServerTLS(name)
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				_ = c.(*tls.Conn).Handshake()
+				c.Close()
+			}
+		}()
+		return ln.Addr().String()
+	}
+	genuine, impostor := serve("alarm-manager"), serve("mallory")
+	to, err := lab.ClientTLSTo("pumpserver", "alarm-manager")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := tls.Dial("tcp", genuine, to); err != nil {
+		t.Fatalf("genuine server: %v", err)
+	} else {
+		c.Close()
+	}
+	_, err = tls.Dial("tcp", impostor, to)
+	var cv *tls.CertificateVerificationError
+	if !errors.As(err, &cv) || !strings.Contains(err.Error(), "mallory") {
+		t.Fatalf("impostor: %v", err)
+	}
+	// Without ServerName, 127.0.0.1 is in every service certificate.
+	plain, _ := lab.ClientTLS("pumpserver")
+	if c, err := tls.Dial("tcp", impostor, plain); err != nil {
+		t.Fatalf("without ServerName the impostor passes (the reason for ClientTLSTo): %v", err)
+	} else {
+		c.Close()
+	}
+	if _, err := lab.ClientTLSTo("nobody", "alarm-manager"); !errors.Is(err, ErrUnknown) {
+		t.Errorf("unknown identity: %v", err)
+	}
+}
