@@ -59,14 +59,17 @@ type PumpLogEntry struct {
 }
 
 // Bedside is the nurse and the patient at the pump: the keypad, the PCA
-// button, the care-area profile, the pump's event log, and bringing one
-// more pump to the bedside.
+// button, the care-area profile, the pump's event log, and biomed swapping
+// the pump at a bed.
 type Bedside interface {
-	// AddPump brings a pump with the given channel types (lvp, syringe,
-	// pca) onto the ward, connected like the fleet, and returns its id once
-	// the pump server sees it online. Devices may not know it; use the
-	// Bedside methods for it.
-	AddPump(ctx context.Context, channels ...string) (string, error)
+	// ReplacePump is biomed swapping the pump at a bed for one with other
+	// channel types (lvp, syringe, pca), e.g. a PCA pump: the new device
+	// takes over pumpID's network identity (certificate, broker login,
+	// registry entry), so every posture control treats it as the fleet
+	// member it replaces. It returns once the pump server sees the new
+	// device online. Devices may keep describing the replaced device; use
+	// the Bedside methods for the new one.
+	ReplacePump(ctx context.Context, pumpID string, channels ...string) error
 	ManualProgram(ctx context.Context, pumpID, channel, user string, p ManualProgram) (ProgramResult, error)
 	Override(ctx context.Context, pumpID, channel, reason, user string) error
 	// Start is the start/confirm key (also confirms a pending XO).

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,36 +30,37 @@ var (
 	_ lab.Facility = (*Lab)(nil)
 )
 
-// added holds the pumps AddPump brought to a lab after its start (the
+// replaced holds the devices ReplacePump put in place of fleet pumps (the
 // fleet maps are read without a lock, so they never change after start).
-type added struct {
+type replaced struct {
 	mu     sync.Mutex
 	pumps  map[string]*pump.Pump
 	agents map[string]*pump.Agent
 }
 
-var addedPumps sync.Map // *Lab -> *added
+var replacedPumps sync.Map // *Lab -> *replaced
 
-func (l *Lab) added() *added {
-	v, loaded := addedPumps.LoadOrStore(l, &added{pumps: map[string]*pump.Pump{}, agents: map[string]*pump.Agent{}})
+func (l *Lab) replaced() *replaced {
+	v, loaded := replacedPumps.LoadOrStore(l, &replaced{pumps: map[string]*pump.Pump{}, agents: map[string]*pump.Agent{}})
 	if !loaded {
-		l.onClose(func() error { addedPumps.Delete(l); return nil })
+		l.onClose(func() error { replacedPumps.Delete(l); return nil })
 	}
-	return v.(*added)
+	return v.(*replaced)
 }
 
-// anyPump finds a fleet pump or one AddPump brought.
+// anyPump finds the device at a bed: a replacement, else the fleet pump.
 func (l *Lab) anyPump(id string) (*pump.Pump, *pump.Agent, error) {
+	if v, ok := replacedPumps.Load(l); ok {
+		x := v.(*replaced)
+		x.mu.Lock()
+		p, a, ok := x.pumps[id], x.agents[id], x.pumps[id] != nil
+		x.mu.Unlock()
+		if ok {
+			return p, a, nil
+		}
+	}
 	if p, ok := l.PumpModels[id]; ok {
 		return p, l.Agents[id], nil
-	}
-	if v, ok := addedPumps.Load(l); ok {
-		x := v.(*added)
-		x.mu.Lock()
-		defer x.mu.Unlock()
-		if p, ok := x.pumps[id]; ok {
-			return p, x.agents[id], nil
-		}
 	}
 	return nil, nil, fmt.Errorf("inproc: no pump %q in the lab", id)
 }
@@ -77,50 +79,74 @@ func (l *Lab) fetchLibrary(ctx context.Context, url, hash string) (*druglib.Libr
 
 // --- lab.Bedside ---
 
-// AddPump implements lab.Bedside: a pump with the given channels, on the
-// published library and the lab's care area, connected to the broker like
-// the fleet. The nurse model does not attend it: the scenario confirms.
-func (l *Lab) AddPump(ctx context.Context, channels ...string) (string, error) {
+// ReplacePump implements lab.Bedside: the fleet pump's network module is
+// closed and a new pump with the given channels, on the published library
+// and the lab's care area, connects under the same identity (client id,
+// broker login, mTLS certificate) as the fleet pump did. The nurse model
+// does not attend it: the scenario confirms at the pump.
+func (l *Lab) ReplacePump(ctx context.Context, id string, channels ...string) error {
+	old, ok := l.Agents[id]
+	if !ok {
+		return fmt.Errorf("inproc: replace pump: no fleet pump %q", id)
+	}
 	var types []pump.ChannelType
 	for _, c := range channels {
 		switch t := pump.ChannelType(c); t {
 		case pump.LVP, pump.Syringe, pump.PCA:
 			types = append(types, t)
 		default:
-			return "", fmt.Errorf("inproc: add pump: channel type %q is not lvp, syringe or pca", c)
+			return fmt.Errorf("inproc: replace pump %s: channel type %q is not lvp, syringe or pca", id, c)
 		}
 	}
 	if len(types) == 0 {
-		return "", errors.New("inproc: add pump: no channel types given")
+		return fmt.Errorf("inproc: replace pump %s: no channel types given", id)
 	}
-	x := l.added()
+	x := l.replaced()
 	x.mu.Lock()
-	n := len(l.pumpIDs) + len(x.pumps) + 1
+	_, twice := x.pumps[id]
 	x.mu.Unlock()
-	id := lab.PumpID(n)
+	if twice {
+		return fmt.Errorf("inproc: replace pump %s: already replaced", id)
+	}
+	if s, err := l.PumpModels[id].Snapshot(""); err == nil && s.State != pump.ChIdle {
+		return fmt.Errorf("inproc: replace pump %s: channel %s is %s, not idle", id, s.Channel, s.State)
+	}
 	b, ok := l.LibServer.Store().Published()
 	if !ok {
-		return "", errors.New("inproc: add pump: no published drug library")
+		return fmt.Errorf("inproc: replace pump %s: no published drug library", id)
 	}
+	user, pass := l.brokerLogin(id)
+	tlsc, err := l.mqttClientTLS(id)
+	if err != nil {
+		return fmt.Errorf("inproc: replace pump %s: %w", id, err)
+	}
+	if err := old.Close(); err != nil {
+		return fmt.Errorf("inproc: replace pump %s: close the old network module: %w", id, err)
+	}
+	swapped := l.clk.Now()
 	p := pump.New(pump.Config{ID: id, Clock: l.clk, Library: b.Library, LibraryHash: b.Hash, CareArea: l.topo.CareArea,
-		Channels: types, Seed: uint64(l.topo.Seed)*1000003 + uint64(n), Logger: l.log.With("pump", id)})
+		Channels: types, Seed: uint64(l.topo.Seed)*1000003 + 7919, Logger: l.log.With("pump", id)})
 	a := pump.NewAgent(p, pump.AgentConfig{BrokerURL: l.Broker.URL(), StatusInterval: l.topo.StatusInterval,
-		Logger: l.log.With("agent", id), LibraryFetcher: l.fetchLibrary, AwaitServer: true})
+		Logger: l.log.With("agent", id), LibraryFetcher: l.fetchLibrary, AwaitServer: true,
+		ClientID: id, Username: user, Password: pass, TLS: tlsc, Session: "r" + strconv.FormatInt(swapped.UnixMilli(), 36)})
 	if err := a.Start(ctx); err != nil {
-		return "", fmt.Errorf("inproc: add pump %s: %w", id, err)
+		return fmt.Errorf("inproc: replace pump %s: %w", id, err)
 	}
 	x.mu.Lock()
 	x.pumps[id], x.agents[id] = p, a
 	x.mu.Unlock()
 	l.onClose(a.Close)
-	err := l.Server.Wait(ctx, func(v pumpserver.View) bool {
+	if err := a.WaitConnected(ctx); err != nil {
+		return fmt.Errorf("inproc: replace pump %s: not connected: %w", id, err)
+	}
+	err = l.Server.Wait(ctx, func(v pumpserver.View) bool {
 		r, ok := v.Pump(id)
-		return ok && r.Online
+		return ok && r.Online && r.LastSeen.After(swapped)
 	})
 	if err != nil {
-		return "", fmt.Errorf("inproc: add pump %s: not online at the pump server: %w", id, err)
+		return fmt.Errorf("inproc: replace pump %s: not online at the pump server: %w", id, err)
 	}
-	return id, nil
+	return nil
 }
 
 // ManualProgram implements lab.Bedside: the nurse keys a program in.
