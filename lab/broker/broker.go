@@ -80,7 +80,8 @@ type Embedded struct {
 	ACL *ACL
 	// RateLimit, when set, limits each identity's publishes (rate-limit).
 	RateLimit *RateLimit
-	// OnDecision receives every act of a control; it must not block. Nil
+	// OnDecision receives every act of a control; it is called from many
+	// goroutines at once and must not block. Nil
 	// drops them (the counters in ControlStats still count).
 	OnDecision func(Decision)
 	// Hooks are added in order; nil means auth.AllowHook, unless a control

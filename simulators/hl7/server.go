@@ -83,7 +83,8 @@ type Config struct {
 	// rate-limit, target mllp); see RateLimit.
 	RateLimit *RateLimit
 	// OnReject receives every act of the controls above and every failed
-	// TLS handshake; it must not block.
+	// TLS handshake; it is called from the connection goroutines, possibly
+	// at once, and must not block.
 	OnReject func(Reject)
 }
 
