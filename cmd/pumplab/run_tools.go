@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -441,10 +442,14 @@ func (r *toolRunner) runAfter(ctx context.Context, t *toolProc, in *intake.Intak
 			bad++
 			continue
 		}
+		flow := eveFlow(line)
 		for _, a := range as {
 			if a.Tool == "" {
 				a.Tool = t.m.Name
 			}
+			// An eve.json alert names its flow; as a 5-tuple it matches the
+			// connections the ground truth names (tcp:src->dst).
+			a.Assets = append(a.Assets, flow...)
 			alerts = append(alerts, a)
 		}
 	}
@@ -646,4 +651,23 @@ func (r *toolRunner) attach(ctx context.Context, sc *scoring) {
 	sc.ext = r
 	sc.run.OnStepEnd(r.stepEnded)
 	r.startDuring(ctx, sc.intake)
+}
+
+// eveFlow returns the flow of an eve.json line as ground-truth 5-tuples,
+// both directions (tcp:SRC:PORT->DST:PORT), or nothing for other lines.
+func eveFlow(line []byte) []string {
+	var e struct {
+		SrcIP   string `json:"src_ip"`
+		SrcPort int    `json:"src_port"`
+		DestIP  string `json:"dest_ip"`
+		DstPort int    `json:"dest_port"`
+		Proto   string `json:"proto"`
+	}
+	if json.Unmarshal(line, &e) != nil || e.SrcIP == "" || e.DestIP == "" || e.SrcPort == 0 || e.DstPort == 0 {
+		return nil
+	}
+	hp := func(ip string, port int) string { return net.JoinHostPort(ip, strconv.Itoa(port)) }
+	proto := strings.ToLower(e.Proto)
+	a, b := hp(e.SrcIP, e.SrcPort), hp(e.DestIP, e.DstPort)
+	return []string{proto + ":" + a + "->" + b, proto + ":" + b + "->" + a}
 }

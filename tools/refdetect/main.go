@@ -42,6 +42,7 @@ func main() {
 	alerts := flag.String("alerts", os.Getenv("PUMPLAB_ALERTS_URL"), "the lab's alert API (POST); - prints alerts on stdout")
 	tool := flag.String("tool", envOr("PUMPLAB_TOOL_NAME", "refdetect"), "tool name in the alerts")
 	follow := flag.Bool("follow", true, "follow the growing capture until SIGTERM; false reads it once")
+	trace := flag.Bool("trace", false, "print every decoded MQTT packet and HL7 message on stderr")
 	crashAfter := flag.Int("crash-after-packets", 0, "for lab tests only: exit with status 3 after this many packets (a tool crashing mid-run)")
 	flag.Parse()
 	if *pcap == "" {
@@ -56,6 +57,9 @@ func main() {
 	d := &detector{}
 	d.eng = NewEngine(Config{Tool: *tool}, out.send)
 	d.eng.approved = d.approved
+	if *trace {
+		d.eng.Trace = log.Printf
+	}
 	d.re = newReassembler(d.eng)
 	d.crashAfter = *crashAfter
 	if err := d.run(ctx, *pcap, *events, *follow); err != nil {

@@ -39,7 +39,6 @@ const (
 	ruleAlarmEnd       = "alarm-end-without-clear"
 	ruleAlarmFlood     = "alarm-flood"
 	ruleAlarmSuppress  = "alarm-not-forwarded"
-	ruleSpoofedAlarm   = "pcd04-without-pump-alarm"
 	ruleSpoofedDoc     = "pcd10-without-pump-event"
 )
 
@@ -132,8 +131,11 @@ type expected struct {
 // decoded traffic (Engine.mqtt, Engine.hl7) and the lab's events, and
 // Tick(now) for the time-outs; alerts go to Emit.
 type Engine struct {
-	cfg   Config
-	Emit  func(Alert)
+	cfg  Config
+	Emit func(Alert)
+	// Trace, when set, receives a line per decoded MQTT packet and HL7
+	// message (refdetect -trace).
+	Trace func(format string, args ...any)
 	speed float64
 
 	known      map[string]bool // client ids of the lab's inventory
@@ -234,6 +236,9 @@ func addr(tuple string) []string {
 // mqtt applies the MQTT rules to one packet of a connection.
 func (e *Engine) mqtt(t time.Time, h *half, p mqttPacket) {
 	c := h.conn
+	if e.Trace != nil {
+		e.Trace("%s mqtt type=%d client=%q conn-client=%s half=%s topic=%s", t.Format("15:04:05.000"), p.Type, c.clientID, c.client, h.tuple, p.Topic)
+	}
 	if c.client != "" && c.client != h.tuple {
 		return // broker -> subscriber deliveries: the publisher's own packet counts
 	}
@@ -434,6 +439,9 @@ func (e *Engine) countStart(t time.Time, pump, what string) {
 
 // hl7 applies the HL7 rules to a message sent to a lab service.
 func (e *Engine) hl7(t time.Time, h *half, serverPort uint16, m *hl7.Message, raw []byte) {
+	if e.Trace != nil {
+		e.Trace("%s hl7 %s %s to port %d (%s) half=%s", t.Format("15:04:05.000"), m.Type(), m.ControlID(), serverPort, e.roles[serverPort], h.tuple)
+	}
 	if msa := m.Segment("MSA"); msa != nil {
 		// An acknowledgement: the message it accepts was delivered.
 		if code := msa.Value(1); code == "AA" || code == "CA" {
@@ -455,7 +463,10 @@ func (e *Engine) hl7(t time.Time, h *half, serverPort uint16, m *hl7.Message, ra
 		}
 	case ty.Is("ORU", "R42") && role == "ehr":
 		ie, err := hl7.ParseInfusionEvent(m)
-		if err != nil || !e.pumps[ie.PumpID] || ie.EventID == "" || e.events[ie.PumpID+"/"+ie.EventID] {
+		// Delivery start, stop and completion are the pump's own events;
+		// others (communication status) the pump server may raise itself.
+		if err != nil || !e.pumps[ie.PumpID] || ie.EventID == "" || !strings.HasPrefix(ie.Event.Ref, "MDC_EVT_PUMP_DELIV_") ||
+			e.events[ie.PumpID+"/"+ie.EventID] {
 			return
 		}
 		e.alert(t, ruleSpoofedDoc+"/"+ie.PumpID, Alert{Assets: append([]string{ie.PumpID, "ehr"}, src...), Addresses: addr(h.tuple),
@@ -483,11 +494,9 @@ func (e *Engine) hl7(t time.Time, h *half, serverPort uint16, m *hl7.Message, ra
 					Text: fmt.Sprintf("PCD-04 ends alarm %s of %s while the pump still reports it active", a.AlertID, a.PumpID)})
 			}
 		case hl7.PhaseStart:
-			if !active && e.pumps[a.PumpID] {
-				e.alert(t, ruleSpoofedAlarm+"/"+a.PumpID, Alert{Assets: append([]string{a.PumpID, "alarm-manager"}, src...), Addresses: addr(h.tuple),
-					Techniques: []string{"T0856", "T0815"}, Category: ruleSpoofedAlarm, Severity: "medium",
-					Text: fmt.Sprintf("PCD-04 alarm %s (%s) for %s, which reports no such alarm", a.AlertID, a.EventText, a.PumpID)})
-			}
+			// The pump server also raises alarms of its own (communication
+			// lost), so a PCD-04 without a pump alarm is no alert by itself;
+			// it counts towards a flood.
 			e.countStart(t, a.PumpID, "PCD-04 to the alarm manager")
 		}
 	}
@@ -567,7 +576,7 @@ func (e *Engine) Tick(now time.Time) {
 
 // closed is called when a connection direction ends.
 func (e *Engine) closed(t time.Time, h *half) {
-	if id := h.conn.clientID; id != "" && e.online[id] == h.tuple {
+	if id := h.conn.clientID; id != "" && e.online[id] == h.conn.client {
 		delete(e.online, id)
 	}
 }
