@@ -76,6 +76,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	harness.Use(provider, t)
+	defer containersRun(*labName, stderr)()
 	in.Files = append(files, tr.intakeFiles()...)
 	sc, err := startScoring(ctx, runID, pst, builtins, t, in)
 	if err != nil {

@@ -216,89 +216,54 @@ func (l *Lab) start(ctx context.Context) error {
 	}
 	l.timing.Networks = time.Since(t1)
 
-	t := l.topo
-	name := func(s string, port int) string { return s + ":" + strconv.Itoa(port) }
-	// The services, in their zones.
-	t2 := time.Now()
-	services := []struct {
-		role string
-		zone lab.Zone
-		args []string
-	}{
-		{"broker", lab.ZoneServers, []string{"--listen", name("", PortMQTT)}},
-		{"druglib", lab.ZoneServers, []string{"--listen", name("", PortDruglib)}},
-		{"ehr", lab.ZoneClinical, []string{"--listen", name("", PortEHR), "--emar", name("emar", PortEMAR)}},
-		{"emar", lab.ZoneClinical, []string{"--listen", name("", PortEMAR), "--ioc", name("pumpserver", PortIOC), "--ehr", name("ehr", PortEHR),
-			"--rrg-timeout", max(30*time.Second, time.Duration(float64(15*time.Second)*t.Speed)).String()}},
-		{"pumpserver", lab.ZoneServers, []string{"--listen", name("", PortIOC), "--broker", "tcp://" + name("broker", PortMQTT),
-			"--iop", name("emar", PortEMAR), "--doc", name("ehr", PortEHR), "--am", name("alarms", PortAM), "--pcd01-interval", t.PCD01Interval.String()}},
-		{"alarms", lab.ZoneServers, []string{"--listen", name("", PortAM), "--reporter", name("pumpserver", PortIOC),
-			"--nurses", strconv.Itoa(t.Nurses), "--nurse=" + strconv.FormatBool(!t.Nurse.Disabled),
-			"--nurse-accept", t.Nurse.AlarmAcceptMedian.String(), "--nurse-sigma", fmt.Sprint(t.Nurse.Sigma)}},
+	layout := Layout(l.topo)
+	stage := func(n int) []Service {
+		var out []Service
+		for _, s := range layout {
+			if s.Stage == n {
+				out = append(out, s)
+			}
+		}
+		return out
 	}
-	if err := l.startAll(ctx, len(services), func(i int) (string, []string, map[lab.Zone][]string, error) {
-		s := services[i]
-		return s.role, s.args, map[lab.Zone][]string{s.zone: {s.role}}, nil
-	}); err != nil {
+	startStage := func(n int) error {
+		svcs := stage(n)
+		return l.startAll(ctx, len(svcs), func(i int) (string, []string, map[lab.Zone][]string, error) {
+			s := svcs[i]
+			args := append([]string(nil), s.Args...)
+			// Gateways relay to upstreams by address, so that their own
+			// aliases never resolve to themselves.
+			for _, r := range s.Routes {
+				up, ok := l.roles[r.Upstream]
+				if !ok {
+					return "", nil, nil, fmt.Errorf("gateway %s: route %s: no %s container", s.Name, r.Name, r.Upstream)
+				}
+				args = append(args, "--route", r.RouteArg(up.ip[l.nets[r.UpstreamZone].name]))
+			}
+			return s.Name, args, s.Aliases, nil
+		})
+	}
+	// The services in their zones, then the gateways between zones
+	// (segmented only), then the fleet.
+	t2 := time.Now()
+	if err := startStage(0); err != nil {
 		return err
 	}
 	l.timing.Services = time.Since(t2)
-
-	// The application gateways between zones (segmented only): upstreams by
-	// address, so that the gateway's own aliases never resolve to itself.
 	t3 := time.Now()
-	if l.seg {
-		up := func(r string, z lab.Zone, port int) string {
-			return l.roles[r].ip[l.nets[z].name] + ":" + strconv.Itoa(port)
-		}
-		gws := []struct {
-			role    string
-			aliases map[lab.Zone][]string
-			routes  []string
-		}{
-			{"gw-mllp", map[lab.Zone][]string{lab.ZoneClinical: {"pumpserver"}, lab.ZoneServers: {"ehr", "emar"}}, []string{
-				"ioc=:" + strconv.Itoa(PortIOC) + ">" + up("pumpserver", lab.ZoneServers, PortIOC) + "/mllp",
-				"ehr=:" + strconv.Itoa(PortEHR) + ">" + up("ehr", lab.ZoneClinical, PortEHR) + "/mllp",
-				"emar=:" + strconv.Itoa(PortEMAR) + ">" + up("emar", lab.ZoneClinical, PortEMAR) + "/mllp",
-			}},
-			{"gw-mqtt", map[lab.Zone][]string{lab.ZoneDevice: {"broker", "druglib"}, lab.ZoneServers: {}}, []string{
-				"mqtt=:" + strconv.Itoa(PortMQTT) + ">" + up("broker", lab.ZoneServers, PortMQTT) + "/mqtt",
-				"druglib=:" + strconv.Itoa(PortDruglib) + ">" + up("druglib", lab.ZoneServers, PortDruglib) + "/http",
-			}},
-		}
-		if err := l.startAll(ctx, len(gws), func(i int) (string, []string, map[lab.Zone][]string, error) {
-			var args []string
-			for _, r := range gws[i].routes {
-				args = append(args, "--route", r)
-			}
-			return gws[i].role, args, gws[i].aliases, nil
-		}); err != nil {
-			return err
-		}
+	if err := startStage(1); err != nil {
+		return err
 	}
 	l.timing.Gateways = time.Since(t3)
-
-	// The fleet, in the device zone.
 	t4 := time.Now()
-	fargs := []string{"--pumps", strconv.Itoa(t.Pumps), "--broker", "tcp://" + name("broker", PortMQTT),
-		"--status-interval", t.StatusInterval.String(), "--care-area", t.CareArea, "--await-server",
-		"--druglib", "http://" + name("druglib", PortDruglib),
-		"--nurse=" + strconv.FormatBool(!t.Nurse.Disabled), "--nurse-confirm", t.Nurse.ConfirmMedian.String(),
-		"--nurse-alarm", t.Nurse.AlarmAcceptMedian.String(), "--nurse-sigma", fmt.Sprint(t.Nurse.Sigma),
-		"--nurse-override-reason", t.Nurse.OverrideReason}
-	if l.svcPorts {
-		fargs = append(fargs, "--service-port", strconv.Itoa(ServicePortBase))
-	}
-	if err := l.startAll(ctx, 1, func(int) (string, []string, map[lab.Zone][]string, error) {
-		return "fleet", fargs, map[lab.Zone][]string{lab.ZoneDevice: {"fleet"}}, nil
-	}); err != nil {
+	if err := startStage(2); err != nil {
 		return err
 	}
 	l.timing.Fleet = time.Since(t4)
 	t5 := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, 120*time.Second)
 	defer cancel()
-	if err := l.WaitOnline(wctx, t.Pumps); err != nil {
+	if err := l.WaitOnline(wctx, l.topo.Pumps); err != nil {
 		return fmt.Errorf("fleet did not come online: %w", err)
 	}
 	l.timing.Online = time.Since(t5)

@@ -109,8 +109,8 @@ func sweepRun(ctx context.Context, run string) (Swept, error) {
 
 func ownerAlive(labels map[string]string) bool {
 	host, _ := os.Hostname()
-	if labels[LabelHost] != host {
-		return true // not ours to judge
+	if labels[LabelHost] != host || labels[LabelPID] == "" {
+		return true // not ours to judge (another host, or a compose project)
 	}
 	pid, err := strconv.Atoi(labels[LabelPID])
 	if err != nil || pid <= 0 {
@@ -286,7 +286,30 @@ func checkStatic(path string) error {
 // Dockerfile is the image's recipe: no base image, no multi-stage build.
 const Dockerfile = "FROM scratch\nCOPY pumplab /pumplab\nENTRYPOINT [\"/pumplab\"]\n"
 
-var imgMu sync.Mutex
+var (
+	imgMu sync.Mutex
+	built []string // images this process built
+)
+
+// Cleanup removes what this process (and any owner that is gone) left: the
+// containers and networks with the lab's label, and the images this process
+// built. Entry points that keep the image across labs (KeepImage) call it
+// at the end, also after a failure or an interrupt.
+func Cleanup(ctx context.Context) error {
+	_, err := sweep(ctx, func(l map[string]string) bool {
+		return l[LabelPID] == strconv.Itoa(os.Getpid()) || !ownerAlive(l)
+	}, false)
+	imgMu.Lock()
+	refs := built
+	built = nil
+	imgMu.Unlock()
+	for _, ref := range refs {
+		if rerr := RemoveImage(ctx, ref); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
+	return err
+}
 
 // BuildImage builds (or finds) the image of a static pumplab binary with
 // testcontainers, from a temporary build context holding the binary and
@@ -346,6 +369,7 @@ func BuildImage(ctx context.Context, bin string) (Image, error) {
 	if _, err := p.BuildImage(ctx, req); err != nil {
 		return Image{}, fmt.Errorf("containers: build image %s: %w\n%s", ref, err, tail(logb.String()))
 	}
+	built = append(built, ref)
 	in, err := c.ImageInspect(ctx, ref)
 	if err != nil {
 		return Image{}, fmt.Errorf("containers: image %s after build: %w", ref, err)

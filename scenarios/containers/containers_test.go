@@ -2,6 +2,7 @@ package containers_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -42,13 +43,14 @@ func TestMain(m *testing.M) {
 	// One image for every lab of this process, removed at the end.
 	os.Setenv("PUMPLAB_KEEP_IMAGE", "1")
 	code := m.Run()
-	if os.Getenv(postureEnv) == "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		if _, err := containers.Sweep(ctx, true); err != nil && !strings.Contains(err.Error(), "not usable") {
-			fmt.Fprintln(os.Stderr, "sweep:", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	if err := containers.Cleanup(ctx); err != nil && !errors.Is(err, containers.ErrNoDocker) {
+		fmt.Fprintln(os.Stderr, "container lab cleanup:", err)
+		if code == 0 {
+			code = 1
 		}
-		cancel()
 	}
+	cancel()
 	os.Exit(code)
 }
 
