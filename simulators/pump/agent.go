@@ -76,6 +76,12 @@ type AgentConfig struct {
 	// and reported as ControlEvent{signed-commands, blocked}. nil = legacy:
 	// unsigned commands from anyone who can publish on the cmd topic run.
 	CommandVerifier *pumpwire.Verifier
+	// ReportSigner, when set, signs every message the agent publishes
+	// (status, events, alarms, acks, online and the last will) for a pump
+	// server with a ReportVerifier (signed-commands' sign_reports). A
+	// message is signed once, when it is created: a retransmission is
+	// byte-identical.
+	ReportSigner *pumpwire.Signer
 	// AwaitServer makes the agent deliver events and alarms end to end to a
 	// pump server: it flushes its outbox only while the server reads online
 	// on pumpwire.ServerOnlineTopic (nothing is published into a broker
@@ -332,7 +338,7 @@ func (a *Agent) setWill(o *mqtt.ClientOptions) {
 	a.seq++
 	seq := a.seq
 	a.mu.Unlock()
-	b, err := pumpwire.Encode(a.msgID(seq), a.id, a.clk.Now(), seq, pumpwire.Online{Online: false, Model: a.p.Model(), Firmware: a.p.Firmware()})
+	b, err := pumpwire.EncodeSigned(a.cfg.ReportSigner, a.msgID(seq), a.id, a.clk.Now(), seq, pumpwire.Online{Online: false, Model: a.p.Model(), Firmware: a.p.Firmware()})
 	if err != nil {
 		a.log.Error("encode last will", "err", err)
 		return
@@ -371,7 +377,7 @@ func (a *Agent) Close() error {
 			a.seq++
 			seq := a.seq
 			a.mu.Unlock()
-			if b, err := pumpwire.Encode(a.msgID(seq), a.id, a.clk.Now(), seq, pumpwire.Online{Online: false, Model: a.p.Model(), Firmware: a.p.Firmware()}); err == nil {
+			if b, err := pumpwire.EncodeSigned(a.cfg.ReportSigner, a.msgID(seq), a.id, a.clk.Now(), seq, pumpwire.Online{Online: false, Model: a.p.Model(), Firmware: a.p.Firmware()}); err == nil {
 				client.Publish(pumpwire.Topic(a.id, pumpwire.KindOnline), 1, true, b).WaitTimeout(a.cfg.CloseFlush)
 			}
 		}
@@ -481,7 +487,7 @@ func (a *Agent) onConnect(c mqtt.Client) {
 	a.seq++
 	seq := a.seq
 	a.mu.Unlock()
-	if b, err := pumpwire.Encode(a.msgID(seq), a.id, a.clk.Now(), seq, pumpwire.Online{Online: true, Model: a.p.Model(), Firmware: a.p.Firmware()}); err == nil {
+	if b, err := pumpwire.EncodeSigned(a.cfg.ReportSigner, a.msgID(seq), a.id, a.clk.Now(), seq, pumpwire.Online{Online: true, Model: a.p.Model(), Firmware: a.p.Firmware()}); err == nil {
 		c.Publish(pumpwire.Topic(a.id, pumpwire.KindOnline), 1, true, b).WaitTimeout(a.cfg.PublishTimeout)
 	}
 	if !c.IsConnectionOpen() {
@@ -565,7 +571,7 @@ func (a *Agent) enqueue(k pumpwire.Kind, ts time.Time, body any, alarm bool, rep
 	a.mu.Lock()
 	a.seq++
 	seq := a.seq
-	b, err := pumpwire.Encode(a.msgID(seq), a.id, ts, seq, body)
+	b, err := pumpwire.EncodeSigned(a.cfg.ReportSigner, a.msgID(seq), a.id, ts, seq, body)
 	if err != nil {
 		a.counters.EncodeErrors++
 		a.mu.Unlock()
@@ -794,7 +800,7 @@ func (a *Agent) publishStatus() {
 	a.seq++
 	seq := a.seq
 	a.mu.Unlock()
-	b, err := pumpwire.Encode(a.msgID(seq), a.id, ts, seq, st)
+	b, err := pumpwire.EncodeSigned(a.cfg.ReportSigner, a.msgID(seq), a.id, ts, seq, st)
 	if err != nil {
 		a.mu.Lock()
 		a.counters.EncodeErrors++

@@ -75,9 +75,17 @@ type Config struct {
 	// CommandSigner, when set, signs every command the server sends
 	// (signed-commands control; pumps verify with their CommandVerifier).
 	CommandSigner *pumpwire.Signer
+	// ReportVerifier, when set, checks every message pumps send (the
+	// sign_reports parameter of signed-commands): statuses in full
+	// (signature, time skew, nonce, counter), events, alarms, acks and
+	// presence by signature only (they may come late, from a pump's offline
+	// buffer, or again as retained messages; duplicates are dropped by
+	// envelope id anyway). What fails is dropped, counted in
+	// Stats.AuthRefused and reported as signed-commands blocked.
+	ReportVerifier *pumpwire.Verifier
 	// OnControl, if set, receives the server's control events (a command it
-	// could not sign is reported as signed-commands blocked). It must not
-	// block.
+	// could not sign, a pump message that failed ReportVerifier: both
+	// signed-commands blocked). It must not block.
 	OnControl func(pumpwire.ControlEvent)
 
 	// App and Facility are MSH-3/MSH-4 of the messages the server sends.
@@ -91,6 +99,7 @@ type Stats struct {
 	Pumps, Online                       int
 	StatusIn, EventsIn, AlarmsIn        int64
 	AcksIn, Duplicates, Malformed       int64
+	AuthRefused                         int64 // pump messages refused by ReportVerifier
 	OrdersIn, OrdersAccepted            int64
 	OrdersRejected, OrdersErrored       int64
 	PCD01Out, PCD10Out, PCD04Out        int64
@@ -177,6 +186,7 @@ type Server struct {
 	seq, cmdSeq, msgSeq atomic.Uint64
 	st                  struct {
 		statusIn, eventsIn, alarmsIn, acksIn, dups, malformed atomic.Int64
+		authRefused                                           atomic.Int64
 		ordersIn, ordersOK, ordersRej, ordersErr              atomic.Int64
 		pcd01, pcd10, pcd04, pcd05                            atomic.Int64
 	}
@@ -544,6 +554,23 @@ func (s *Server) handleMessage(topic string, payload []byte) {
 		s.st.malformed.Add(1)
 		s.log.Warn("refused pump message", "topic", topic, "err", err)
 		return
+	}
+	if v := s.cfg.ReportVerifier; v != nil {
+		var verr error
+		if _, isStatus := body.(*pumpwire.Status); isStatus {
+			verr = v.Verify(env)
+		} else {
+			verr = v.VerifySignature(env)
+		}
+		if verr != nil {
+			s.st.authRefused.Add(1)
+			s.log.Warn("refused unauthenticated pump message", "topic", topic, "err", verr)
+			if s.cfg.OnControl != nil {
+				s.cfg.OnControl(pumpwire.ControlEvent{Control: pumpwire.CtlSignedCommands, Action: pumpwire.ActionBlocked,
+					PumpID: id, Ref: env.ID, At: s.clk.Now(), Reason: fmt.Sprintf("message on %s refused: %v", topic, verr)})
+			}
+			return
+		}
 	}
 	now := s.clk.Now()
 	if s.cfg.OnStatus != nil {
@@ -1150,6 +1177,7 @@ func (s *Server) Stats() Stats {
 	s.mu.Unlock()
 	st.StatusIn, st.EventsIn, st.AlarmsIn = s.st.statusIn.Load(), s.st.eventsIn.Load(), s.st.alarmsIn.Load()
 	st.AcksIn, st.Duplicates, st.Malformed = s.st.acksIn.Load(), s.st.dups.Load(), s.st.malformed.Load()
+	st.AuthRefused = s.st.authRefused.Load()
 	st.OrdersIn, st.OrdersAccepted = s.st.ordersIn.Load(), s.st.ordersOK.Load()
 	st.OrdersRejected, st.OrdersErrored = s.st.ordersRej.Load(), s.st.ordersErr.Load()
 	st.PCD01Out, st.PCD10Out, st.PCD04Out, st.PCD05In = s.st.pcd01.Load(), s.st.pcd10.Load(), s.st.pcd04.Load(), s.st.pcd05.Load()

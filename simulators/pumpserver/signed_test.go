@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,5 +118,89 @@ func TestSignedCommandsEndToEnd(t *testing.T) {
 	}
 	if blocked != 2 || allowed != 2 {
 		t.Fatalf("control events: %d blocked, %d allowed, want 2 and 2: %+v", blocked, allowed, ctl)
+	}
+}
+
+// TestSignedReports is sign_reports: the pump signs what it sends, the
+// server verifies; a spoofed unsigned alarm for the pump and a replayed
+// status are dropped, the pump's own alarm goes through.
+func TestSignedReports(t *testing.T) {
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{5}, ed25519.SeedSize))
+	var mu sync.Mutex
+	var ctl []pumpwire.ControlEvent
+	var l *testLab
+	l = newLab(t, func(c *Config) {
+		c.ReportVerifier = pumpwire.NewVerifier(pumpwire.VerifierConfig{Keys: map[string]ed25519.PublicKey{"PUMP-0402": priv.Public().(ed25519.PublicKey)},
+			Owners: map[string]string{"PUMP-0402": "PUMP-0402"}, Clock: c.Clock})
+		c.OnControl = func(e pumpwire.ControlEvent) { mu.Lock(); ctl = append(ctl, e); mu.Unlock() }
+	})
+	p := pump.New(pump.Config{ID: "PUMP-0402", Clock: l.clk, Library: druglib.Default(), CareArea: "Adult ICU"})
+	a := pump.NewAgent(p, pump.AgentConfig{BrokerURL: l.url, Logger: quiet(), StatusInterval: time.Hour, AwaitServer: true,
+		ReportSigner: &pumpwire.Signer{KeyID: "PUMP-0402", Key: priv}})
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	if err := l.srv.Wait(ctxFor(t), func(v View) bool { pi, ok := v.Pump(p.ID()); return ok && pi.Online && pi.LibraryVersion != "" }); err != nil {
+		t.Fatalf("signed pump not registered: %v", err)
+	}
+
+	att := paho.NewClient(paho.NewClientOptions().AddBroker(l.url).SetClientID("attacker2").SetConnectTimeout(5 * time.Second))
+	if tok := att.Connect(); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer att.Disconnect(50)
+	statuses := make(chan []byte, 4)
+	if tok := att.Subscribe(pumpwire.Topic(p.ID(), pumpwire.KindStatus), 1, func(_ paho.Client, m paho.Message) {
+		select {
+		case statuses <- append([]byte(nil), m.Payload()...):
+		default:
+		}
+	}); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	// A spoofed alarm (ATK-25 style) for the pump, unsigned.
+	b, _ := pumpwire.Encode("spoof-1", p.ID(), l.clk.Now(), 99, pumpwire.Alarm{AlarmID: "X-A1", Code: "occlusion_downstream", Phase: "start", Priority: "PH", Type: "ST", Channel: "A"})
+	att.Publish(pumpwire.Topic(p.ID(), pumpwire.KindAlarm), 1, false, b).WaitTimeout(waitFor)
+	// The pump's own alarm.
+	if err := p.InjectFault("A", pump.FaultDoorOpen); err != nil {
+		t.Fatal(err)
+	}
+	l.am.wait(t, "the pump's signed alarm at the alarm manager", isType("ORU", "R40"))
+	// Replay a captured signed status.
+	if ack, err := l.srv.Command(ctxFor(t), p.ID(), pumpwire.Command{Op: pumpwire.OpStatusRequest}); err != nil || ack.Result != pumpwire.ResultAccepted {
+		t.Fatalf("status request: %+v %v", ack, err)
+	}
+	var st []byte
+	select {
+	case st = <-statuses:
+	case <-time.After(waitFor):
+		t.Fatal("no status captured")
+	}
+	a.Close() // no fresh statuses from the real pump from now on
+	att.Publish(pumpwire.Topic(p.ID(), pumpwire.KindStatus), 0, false, st).WaitTimeout(waitFor)
+	deadline := time.Now().Add(waitFor)
+	for l.srv.Stats().AuthRefused < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("AuthRefused %d, want 2", l.srv.Stats().AuthRefused)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, r := range l.srv.Received() {
+		if r.Alarm != nil && r.Alarm.AlarmID == "X-A1" {
+			t.Fatal("spoofed alarm taken in")
+		}
+	}
+	if n := len(l.am.all(isType("ORU", "R40"))); n != 1 {
+		t.Fatalf("%d PCD-04 at the alarm manager, want the pump's one", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	codes := ""
+	for _, e := range ctl {
+		codes += e.Reason + "\n"
+	}
+	if len(ctl) != 2 || !strings.Contains(codes, "AUTH-UNSIGNED") || !strings.Contains(codes, "AUTH-REPLAY") {
+		t.Fatalf("control events:\n%s", codes)
 	}
 }

@@ -236,3 +236,21 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestVerifySignatureRecordsNothing(t *testing.T) {
+	clk := clock.NewFake(t0)
+	s, v := testSigner(), testVerifier(clk)
+	e := signedEnv(t, s, "pumpserver", t0.Add(-time.Hour), 1) // late: stale for Verify
+	for i := 0; i < 2; i++ {
+		if err := v.VerifySignature(e); err != nil {
+			t.Fatalf("try %d: %v", i, err)
+		}
+	}
+	if err := v.Verify(e); !errors.Is(err, ErrStale) {
+		t.Fatalf("full Verify of a late message: %v", err)
+	}
+	e.Seq++
+	if err := v.VerifySignature(e); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("tampered: %v", err)
+	}
+}
