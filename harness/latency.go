@@ -57,6 +57,7 @@ type runExtras struct {
 	mu      sync.Mutex
 	lat     []LatencySample
 	safety  []SafetyEvent
+	seen    map[SafetyEvent]bool
 	notAppl map[string]string
 }
 
@@ -70,7 +71,7 @@ func (r *Run) extras() *runExtras {
 	defer extrasMu.Unlock()
 	x := extras[r]
 	if x == nil {
-		x = &runExtras{notAppl: map[string]string{}}
+		x = &runExtras{notAppl: map[string]string{}, seen: map[SafetyEvent]bool{}}
 		extras[r] = x
 	}
 	return x
@@ -102,12 +103,18 @@ func (r *Run) LatencySamples(posture string) score.LatencySamples {
 	return score.LatencySamples{posture: m}
 }
 
-// AddSafetyEvent records a patient-safety event.
-func (r *Run) AddSafetyEvent(e SafetyEvent) {
+// AddSafetyEvent records a patient-safety event once and reports whether
+// it was new (the same event added again is ignored).
+func (r *Run) AddSafetyEvent(e SafetyEvent) bool {
 	x := r.extras()
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.seen[e] {
+		return false
+	}
+	x.seen[e] = true
 	x.safety = append(x.safety, e)
+	return true
 }
 
 // SafetyEvents returns the run's patient-safety events.
@@ -189,8 +196,9 @@ func (f *Framework) BlockedTherapy(ctx context.Context) error {
 		}
 		se := SafetyEvent{Scenario: id, Evidence: score.Evidence{Control: e.Control, Time: e.Time, Target: e.Target,
 			Action: e.Action, Reason: e.Reason, Ref: e.Ref}}
-		CurrentRun().AddSafetyEvent(se)
-		ginkgo.AddReportEntry("patient-safety event", se.Message())
+		if CurrentRun().AddSafetyEvent(se) {
+			ginkgo.AddReportEntry("patient-safety event", se.Message())
+		}
 		msgs = append(msgs, se.Message())
 	}
 	if len(msgs) == 0 {

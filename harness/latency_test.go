@@ -40,8 +40,11 @@ func TestLatencySamplesPerRunAndPercentiles(t *testing.T) {
 
 func TestSafetyEventsAndNotApplicableAreKeptPerRun(t *testing.T) {
 	r := NewRun("r3", 1)
-	r.AddSafetyEvent(SafetyEvent{Scenario: "CTL-02", Evidence: score.Evidence{Control: "order-crosscheck", Target: "PUMP-0003",
-		Action: "blocked", Reason: "dose differs", Ref: "hl7:BC1"}})
+	se := SafetyEvent{Scenario: "CTL-02", Evidence: score.Evidence{Control: "order-crosscheck", Target: "PUMP-0003",
+		Action: "blocked", Reason: "dose differs", Ref: "hl7:BC1"}}
+	if !r.AddSafetyEvent(se) || r.AddSafetyEvent(se) {
+		t.Fatal("an event must be added once and only once")
+	}
 	ev := r.SafetyEvents()
 	if len(ev) != 1 {
 		t.Fatalf("%d events", len(ev))

@@ -46,7 +46,7 @@ var _ = Describe("CTL-11 emergency use", harness.Register("CTL-11", "Emergency u
 		down := clk.Now()
 
 		By("a saline fluid bolus in basic-infusion mode: 150 mL at 900 mL/h, no drug selected")
-		r, err := bed.ManualProgram(w, bolus, "A", nurse, lab.ManualProgram{RateMLH: 900, VTBI: 150})
+		r, err := bed.ManualProgram(w, bolus, "A", nurse, lab.ManualProgram{OrderID: "CODE-" + bolus, RateMLH: 900, VTBI: 150})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(r.Accepted).To(BeTrue(), "basic infusion refused: %s %s", r.Code, r.Reason)
 		Expect(bed.Start(w, bolus, "A", nurse)).To(Succeed())
@@ -54,6 +54,7 @@ var _ = Describe("CTL-11 emergency use", harness.Register("CTL-11", "Emergency u
 		By("norepinephrine 0.7 mcg/kg/min (soft max 0.5) keyed in, overridden with a reason")
 		ne := lab.ManualProgram{DrugID: "NOREPI-4-250", DoseRate: 0.7, DoseUnit: "mcg/kg/min", DrugAmount: 4, DrugUnit: "mg",
 			DiluentML: 250, WeightKg: 70, VTBI: 100}
+		ne.OrderID = "CODE-" + vaso
 		r, err = bed.ManualProgram(w, vaso, "A", nurse, ne)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(r.Accepted).To(BeTrue(), "%s %s", r.Code, r.Reason)
@@ -63,6 +64,7 @@ var _ = Describe("CTL-11 emergency use", harness.Register("CTL-11", "Emergency u
 
 		By("a pump borrowed from Med-Surg: its profile refuses norepinephrine until switched to Adult ICU")
 		Expect(bed.SetCareArea(w, borrowed, "Med-Surg", "biomed")).To(Succeed())
+		ne.OrderID = "CODE-" + borrowed
 		r, err = bed.ManualProgram(w, borrowed, "A", nurse, ne)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(r.Accepted).To(BeFalse(), "norepinephrine is not in the Med-Surg profile")
@@ -70,7 +72,7 @@ var _ = Describe("CTL-11 emergency use", harness.Register("CTL-11", "Emergency u
 		area, err := bed.CareArea(w, borrowed)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(area).To(Equal("Adult ICU"))
-		r, err = bed.ManualProgram(w, borrowed, "A", nurse, lab.ManualProgram{DrugID: "DOPAMINE-400-250", DoseRate: 25,
+		r, err = bed.ManualProgram(w, borrowed, "A", nurse, lab.ManualProgram{OrderID: "CODE-" + borrowed, DrugID: "DOPAMINE-400-250", DoseRate: 25,
 			DoseUnit: "mcg/kg/min", DrugAmount: 400, DrugUnit: "mg", DiluentML: 250, WeightKg: 70, VTBI: 100})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(r.Accepted).To(BeTrue(), "%s %s", r.Code, r.Reason)
@@ -107,13 +109,15 @@ var _ = Describe("CTL-11 emergency use", harness.Register("CTL-11", "Emergency u
 			Expect(err).NotTo(HaveOccurred())
 			Expect(logHas(log, "override", "override", why)).To(BeTrue(), "%s logs the override and its reason", p)
 		}
-		// A program keyed in at the pump carries the pump's own order id
-		// (LOCAL-n); its PCD-10 are documented under it.
+		// Each emergency program carries the code team's order number
+		// (CODE-<pump>), keyed in at the pump; its PCD-10 are documented
+		// under it. (Without one the pump numbers programs LOCAL-n per pump,
+		// and two pumps' LOCAL-2 would share one documentation record.)
 		local := map[string]string{}
 		for p := range starts {
 			tr, err := dev.Truth(w, p, "A")
 			Expect(err).NotTo(HaveOccurred())
-			Expect(tr.Programmed.OrderID).NotTo(BeEmpty())
+			Expect(tr.Programmed.OrderID).To(Equal("CODE-" + p))
 			local[p] = tr.Programmed.OrderID
 			doc, err := c.Documented(w, local[p])
 			Expect(err).NotTo(HaveOccurred())
@@ -125,15 +129,17 @@ var _ = Describe("CTL-11 emergency use", harness.Register("CTL-11", "Emergency u
 		restored := clk.Now()
 		for p, st := range starts {
 			doc, err := c.WaitDocumented(w, local[p], func(d lab.Documentation) bool { return d.Has("MDC_EVT_PUMP_DELIV_START") })
-			Expect(err).NotTo(HaveOccurred(), "%s: delivery start of %s documented after the outage", p, local[p])
+			expectDone(f, err, "%s: delivery start of %s documented after the outage", p, local[p])
 			ev := docEvents(doc, "MDC_EVT_PUMP_DELIV_START")
 			Expect(ev).To(HaveLen(1), "%s: documented once", p)
 			Expect(ev[0].At).To(BeTemporally("~", st, 2*time.Second), "%s: the original time %s (1 s resolution)", p, st.Format(time.TimeOnly))
 		}
-		a, err := f.Lab.Alarms().WaitAlarm(w, func(a lab.AlarmRecord) bool {
+		aw, acancel := f.Context(w, f.Timeouts.Workflow)
+		defer acancel()
+		a, err := f.Lab.Alarms().WaitAlarm(aw, func(a lab.AlarmRecord) bool {
 			return a.PumpID == bolus && a.AlertID == complete.ID && !a.Delivered.IsZero()
 		})
-		Expect(err).NotTo(HaveOccurred(), "the bolus-complete alarm raised during the outage reaches a phone")
+		expectDone(f, err, "the bolus-complete alarm raised during the outage reaches a phone")
 		Expect(a.Onset).To(BeTemporally("~", complete.Onset, 2*time.Second), "the pump's original onset")
 		Expect(a.Onset).To(BeTemporally("<", restored), "raised during the outage")
 		Expect(a.Delivered).To(BeTemporally(">=", restored))

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	. "github.com/onsi/ginkgo/v2"
+
 	"github.com/pumplab/pumplab/clock"
 	"github.com/pumplab/pumplab/harness"
 	"github.com/pumplab/pumplab/lab"
@@ -215,4 +217,21 @@ func docEvents(d lab.Documentation, typ string) []lab.DocEvent {
 		}
 	}
 	return out
+}
+
+// expectDone fails the spec when err is set. A posture control that
+// blocked something during the scenario is named first, as the
+// patient-safety event it is: a wait that times out because a control
+// dropped a message must not read as a timeout.
+func expectDone(f *harness.Framework, err error, what string, args ...any) {
+	GinkgoHelper()
+	if err == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if blocked := f.BlockedTherapy(ctx); blocked != nil {
+		Fail(fmt.Sprintf("%s: %v (%s)", blocked, err, fmt.Sprintf(what, args...)))
+	}
+	Fail(fmt.Sprintf("%s: %v", fmt.Sprintf(what, args...), err))
 }
