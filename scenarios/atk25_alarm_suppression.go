@@ -3,6 +3,7 @@ package scenarios
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -37,6 +38,7 @@ var _ = Describe("ATK-25 alarm suppression between pump server and alarm manager
 
 		By("the attacker taking the path between pump server and alarm manager and dropping every PCD-04")
 		var proxy *attack.MLLPProxy
+		var onset time.Time
 		step := attack.Step{ScenarioID: "ATK-25", StepID: "ATK-25/1", Techniques: []string{"T0878", "T0804", "T0830"},
 			Tactic: "TA0107", Assets: []string{"pumpserver", "alarm-manager", pumpID}, Criteria: "a pump alarm never reaches a nurse",
 			Control: "alarm-heartbeat", Window: 5 * time.Minute}
@@ -55,25 +57,64 @@ var _ = Describe("ATK-25 alarm suppression between pump server and alarm manager
 			if _, _, err := f.Lab.Network().Interpose(ctx, lab.LinkPumpServerToAlarms, proxy.Addr()); err != nil {
 				return fmt.Errorf("interpose: %w", err)
 			}
-			// The alarm the attacker hides happens within the step.
-			return f.Lab.Devices().InjectFault(ctx, pumpID, "A", "occlusion_downstream")
+			// The alarm the attacker hides happens within the step, and the
+			// attacker holds the path for two lab minutes after it.
+			if err := f.Lab.Devices().InjectFault(ctx, pumpID, "A", "occlusion_downstream"); err != nil {
+				return err
+			}
+			for onset.IsZero() {
+				as, err := f.Lab.Devices().ActiveAlarms(ctx, pumpID)
+				if err != nil {
+					return err
+				}
+				for _, a := range as {
+					if a.Code == "occlusion_downstream" {
+						onset = a.Onset
+					}
+				}
+				if err := clock.Sleep(ctx, f.Lab.Clock(), time.Second); err != nil {
+					return err
+				}
+			}
+			return clock.Sleep(ctx, f.Lab.Clock(), 2*time.Minute)
 		})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(proxy.Close)
+		By("the pump having alarmed at the bedside")
+		Expect(onset).NotTo(BeZero())
 
-		By("the pump alarming at the bedside")
-		var onset time.Time
-		Eventually(func(g Gomega) {
-			as, err := f.Lab.Devices().ActiveAlarms(w, pumpID)
-			g.Expect(err).NotTo(HaveOccurred())
-			found := false
-			for _, a := range as {
-				if a.Code == "occlusion_downstream" {
-					found, onset = true, a.Onset
+		if f.ControlOn("alarm-heartbeat") {
+			By("the alarm manager missing the pump server's heartbeats and paging the charge nurse, who answers the pumps")
+			var silent lab.AlarmRecord
+			Eventually(func(g Gomega) {
+				ev, err := f.Lab.Evidence(w)
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(ev).To(ContainElement(HaveField("Control", "alarm-heartbeat")))
+				recs, err := f.Lab.Alarms().Records(w)
+				g.Expect(err).NotTo(HaveOccurred())
+				found := false
+				for _, r := range recs {
+					if strings.HasPrefix(r.AlertID, "AM-SILENT") && !r.Delivered.IsZero() {
+						silent, found = r, true
+					}
 				}
+				g.Expect(found).To(BeTrue(), "no reporter-silent page delivered yet")
+			}).WithContext(w).WithPolling(20 * time.Millisecond).Should(Succeed())
+			AddReportEntry("reporter-silent page after the occlusion (lab)", silent.Delivered.Sub(onset).String())
+			// DDR harm is judged over the REFERENCE.md §3.0 window of 15 minutes.
+			Expect(clock.Sleep(w, f.Lab.Clock(), 15*time.Minute)).To(Succeed())
+			harm, err := oracle.Measure(w, f.Lab, oracle.Window{PumpID: pumpID, Channel: "A", From: onset, To: f.Lab.Clock().Now(), HighAlert: true})
+			Expect(err).NotTo(HaveOccurred())
+			told := silent.Delivered.Sub(onset)
+			if told > time.Minute {
+				harm.AlarmsLate++
 			}
-			g.Expect(found).To(BeTrue())
-		}).WithContext(w).WithPolling(20 * time.Millisecond).Should(Succeed())
+			f.Observe(step.StepID, score.Observed{Effect: false, Harm: harm})
+			AddReportEntry("interrupted vasopressor (min)", fmt.Sprintf("%.1f", harm.InterruptedMin))
+			Expect(oracle.Harmful(harm)).To(BeFalse(), "harm %+v", harm)
+			Expect(harm.InterruptedMin).To(BeNumerically("<=", 2), "the charge nurse cleared the occlusion")
+			return
+		}
 
 		By("five lab minutes passing without any nurse being notified")
 		Expect(clock.Sleep(w, f.Lab.Clock(), 5*time.Minute)).To(Succeed())

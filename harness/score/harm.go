@@ -18,7 +18,12 @@ type HarmWeights struct {
 	// ExcessDrug: flat points when excess drug is reported and the DDR
 	// term is zero (the drug's units differ, so no per-unit weight).
 	ExcessDrug     float64 `json:"excess_drug"`
-	InterruptedMin float64 `json:"interrupted_min"` // per minute
+	InterruptedMin float64 `json:"interrupted_min"` // per minute beyond InterruptedTolMin
+	// InterruptedTolMin is how long an unintended interruption of an
+	// infusion may last before it is harm (T_int threshold of REFERENCE.md
+	// §3.0, "vasopressor > 2 min"); a nurse answering a healthy alarm path
+	// interrupts a drip for about a minute.
+	InterruptedTolMin float64 `json:"interrupted_tol_min"`
 	AlarmMissed    float64 `json:"alarm_missed"`    // per alarm
 	AlarmLate      float64 `json:"alarm_late"`      // per alarm
 	DocMismatch    float64 `json:"doc_mismatch"`
@@ -33,7 +38,7 @@ type HarmWeights struct {
 // clinical standard).
 var DefaultHarmWeights = HarmWeights{
 	DDRPerUnit: 10, DDRCap: 100, DDRLow: 0.90, DDRHigh: 1.10,
-	ExcessDrug: 5, InterruptedMin: 1, AlarmMissed: 5, AlarmLate: 2,
+	ExcessDrug: 5, InterruptedMin: 1, InterruptedTolMin: 2, AlarmMissed: 5, AlarmLate: 2,
 	DocMismatch: 3, PHIRecord: 0.1, Credential: 2, PumpMinute: 0.1,
 	HighAlert: 3,
 }
@@ -45,11 +50,12 @@ func (w HarmWeights) ddrOut(ddr float64) bool {
 }
 
 // HarmOccurred reports harm: a measured DDR outside [DDRLow, DDRHigh], or
-// any positive excess drug, interruption, missed or late alarm,
+// any positive excess drug, an interruption longer than InterruptedTolMin,
+// a missed or late alarm,
 // documentation mismatch, PHI or credential exposure, or pump-minute
 // offline.
 func (w HarmWeights) HarmOccurred(h Harm) bool {
-	return w.ddrOut(h.DDR) || h.ExcessDrug > 0 || h.InterruptedMin > 0 || h.AlarmsMissed > 0 ||
+	return w.ddrOut(h.DDR) || h.ExcessDrug > 0 || h.InterruptedMin > w.InterruptedTolMin || h.AlarmsMissed > 0 ||
 		h.AlarmsLate > 0 || h.DocMismatch || h.PHIExposed > 0 || h.CredsExposed > 0 || h.PumpMinutesOffline > 0
 }
 
@@ -57,7 +63,8 @@ func (w HarmWeights) HarmOccurred(h Harm) bool {
 //
 //	clinical = min(DDRCap, DDRPerUnit*|DDR-1|) if DDR outside the band
 //	           (else ExcessDrug if excess > 0)
-//	         + InterruptedMin*min + AlarmMissed*missed + AlarmLate*late
+//	         + InterruptedMin*max(0, min-InterruptedTolMin)
+//	         + AlarmMissed*missed + AlarmLate*late
 //	clinical *= HighAlert if the drug is high-alert
 //	value    = clinical + DocMismatch + PHIRecord*phi + Credential*creds
 //	         + PumpMinute*pump-minutes offline
@@ -70,7 +77,7 @@ func (w HarmWeights) Value(h Harm) float64 {
 	} else if h.ExcessDrug > 0 {
 		clin = w.ExcessDrug
 	}
-	clin += w.InterruptedMin*h.InterruptedMin + w.AlarmMissed*float64(h.AlarmsMissed) + w.AlarmLate*float64(h.AlarmsLate)
+	clin += w.InterruptedMin*math.Max(0, h.InterruptedMin-w.InterruptedTolMin) + w.AlarmMissed*float64(h.AlarmsMissed) + w.AlarmLate*float64(h.AlarmsLate)
 	if h.HighAlert {
 		clin *= w.HighAlert
 	}

@@ -342,7 +342,8 @@ func TestHarm(t *testing.T) {
 		{"DDR 1000 capped", Harm{DDR: 1000}, true, 100},
 		{"excess drug without DDR", Harm{ExcessDrug: 3}, true, 5},
 		{"excess drug with DDR out of band counts once", Harm{DDR: 1.5, ExcessDrug: 3}, true, 5},
-		{"interruption high-alert", Harm{InterruptedMin: 4, HighAlert: true}, true, 12},
+		{"interruption high-alert", Harm{InterruptedMin: 4, HighAlert: true}, true, 6},
+		{"interruption within the tolerance", Harm{InterruptedMin: 1.5, HighAlert: true}, false, 0},
 		{"alarms", Harm{AlarmsMissed: 1, AlarmsLate: 2}, true, 9},
 		{"confidentiality and availability are not multiplied", Harm{PHIExposed: 100, CredsExposed: 1, PumpMinutesOffline: 30, DocMismatch: true, HighAlert: true}, true, 10 + 2 + 3 + 3},
 	}

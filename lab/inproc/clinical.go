@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/pumplab/pumplab/lab"
@@ -98,8 +99,10 @@ func (l *Lab) startClinical(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.AM = alarms.New(alarms.Config{Clock: l.clk, ReporterAddr: c.iocAddr, Logger: l.log.With("component", "alarms"),
-		MLLPTLS: amTLS, ReporterTLS: amClient})
+	amCfg := alarms.Config{Clock: l.clk, ReporterAddr: c.iocAddr, Logger: l.log.With("component", "alarms"),
+		MLLPTLS: amTLS, ReporterTLS: amClient}
+	l.alarmControls(&amCfg)
+	c.AM = alarms.New(amCfg)
 	if err := c.AM.Start(ctx); err != nil {
 		return err
 	}
@@ -159,6 +162,11 @@ func (l *Lab) nurseOnAlarm(ph *alarms.Communicator, user string, m alarms.Messag
 		}
 		p, ok := l.PumpModels[m.Pump]
 		if !ok {
+			if strings.HasPrefix(m.AlertID, "AM-SILENT") {
+				// The alarm path itself is down (alarm-heartbeat): the nurse
+				// walks the unit and answers every pump alarming at the bedside.
+				l.nurseRounds(m.AlertID, user)
+			}
 			return
 		}
 		for _, a := range p.Alarms() {
@@ -175,6 +183,31 @@ func (l *Lab) nurseOnAlarm(ph *alarms.Communicator, user string, m alarms.Messag
 			}
 		}
 	})
+}
+
+// nurseRounds answers every alarm sounding on any pump, as a nurse walking
+// the unit does when told the alarm system cannot be trusted, and walks
+// again every half lab minute until the alert that sent her (the alarm
+// manager's reporter-silent alert) ends.
+func (l *Lab) nurseRounds(alertID, user string) {
+	defer l.nurse.at(30*time.Second, func() {
+		if r, ok := l.clinical.AM.Alert(alertID); ok && r.Ended.IsZero() {
+			l.nurseRounds(alertID, user)
+		}
+	})
+	for _, id := range l.pumpIDs {
+		p := l.PumpModels[id]
+		for _, a := range p.Alarms() {
+			if err := p.ClearAlarm(a.AlarmID, user); err != nil {
+				continue
+			}
+			if a.Channel != "" {
+				if s, err := p.Snapshot(a.Channel); err == nil && s.State == pump.ChPaused {
+					_ = p.Resume(a.Channel, user)
+				}
+			}
+		}
+	}
 }
 
 // --- lab.Clinical ---

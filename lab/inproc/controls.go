@@ -18,11 +18,11 @@ import (
 // Implemented lists the posture controls the in-process lab enforces with
 // any broker; the others a posture enables are reported unsupported and not
 // scored as on.
-var Implemented = []string{posture.PKI, posture.MTLSMLLP, posture.OrderCrosscheck}
+var Implemented = []string{posture.PKI, posture.MTLSMLLP, posture.OrderCrosscheck, posture.AlarmHeartbeat}
 
 // EmbeddedBrokerControls are enforced only with the embedded broker (the
 // lab cannot configure mosquitto's or an external broker's).
-var EmbeddedBrokerControls = []string{posture.MTLSMQTT, posture.BrokerACL}
+var EmbeddedBrokerControls = []string{posture.MTLSMQTT, posture.BrokerACL, posture.RateLimit}
 
 func (l *Lab) implemented(name string) bool {
 	return slices.Contains(Implemented, name) || (l.embedded && slices.Contains(EmbeddedBrokerControls, name))

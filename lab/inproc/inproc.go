@@ -169,6 +169,7 @@ func (l *Lab) start(ctx context.Context) error {
 	if l.ctl.on(posture.OrderCrosscheck) {
 		scfg.OrderCheck = l.orderCrosscheck
 	}
+	scfg.Heartbeat = l.heartbeat()
 	if scfg.MLLPTLS, err = l.mllpServerTLS("pumpserver-ioc", idPumpServer); err != nil {
 		return err
 	}

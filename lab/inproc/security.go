@@ -12,6 +12,9 @@ import (
 	"github.com/pumplab/pumplab/lab/broker"
 	"github.com/pumplab/pumplab/lab/pki"
 	"github.com/pumplab/pumplab/lab/posture"
+	"github.com/pumplab/pumplab/simulators/alarms"
+	"github.com/pumplab/pumplab/simulators/hl7"
+	"github.com/pumplab/pumplab/simulators/pumpserver"
 )
 
 // The identities of the hospital's services in the lab PKI. MLLP listeners
@@ -242,7 +245,9 @@ func (l *Lab) brokerControls(b *broker.Embedded) error {
 		b.ACL = &broker.ACL{Server: idPumpServer, Monitor: c.MonitorUser, LogDenials: c.LogDenials}
 	}
 	if c := pos.Controls.RateLimit; l.ctl.on(posture.RateLimit) && slices.Contains(c.Targets, "mqtt") {
-		b.RateLimit = &broker.RateLimit{PerSecond: c.PerSecond, Burst: c.Burst}
+		// The pump server speaks for the whole fleet (commands, receipts):
+		// the limit is per source, and it is not one.
+		b.RateLimit = &broker.RateLimit{PerSecond: c.PerSecond, Burst: c.Burst, Exempt: []string{idPumpServer}}
 	}
 	b.OnDecision = func(d broker.Decision) {
 		l.ctl.recordFrom("broker", d.Source, lab.Evidence{Control: d.Control, LabTime: l.clk.Now(), Target: d.Target,
@@ -267,4 +272,46 @@ func (l *Lab) mqttClientTLS(identity string) (*tls.Config, error) {
 		return nil, nil
 	}
 	return l.pki.ClientTLS(identity)
+}
+
+// alarmControls sets the alarm manager's controls: alarm-heartbeat (the
+// reporter's heartbeat, sequence numbers and deferred alert ends) and the
+// mllp target of rate-limit on its PCD-04 listener.
+func (l *Lab) alarmControls(cfg *alarms.Config) {
+	pos := l.topo.Posture
+	if l.ctl.on(posture.AlarmHeartbeat) {
+		c := pos.Controls.AlarmHeartbeat
+		reporter := "PUMPSRV_SIM" // MSH-3.1 of the pump server's PCD-04
+		if l.ctl.on(posture.MTLSMLLP) {
+			reporter = idPumpServer // the certificate name under mutual TLS
+		}
+		cfg.Heartbeat = &alarms.HeartbeatCheck{Interval: c.Interval, Missed: c.Missed, SequenceCheck: c.SequenceCheck,
+			Reporters: []string{reporter}}
+	}
+	if c := pos.Controls.RateLimit; l.ctl.on(posture.RateLimit) && slices.Contains(c.Targets, "mllp") {
+		cfg.MLLPRateLimit = &hl7.RateLimit{PerSecond: c.PerSecond, Burst: c.Burst}
+	}
+	cfg.OnControl = func(e alarms.ControlEvent) {
+		action, reason := e.Action, e.Reason
+		if strings.HasPrefix(e.Ref, "AM-SILENT") {
+			// A silent reporter is paged to the charge nurse, who then
+			// answers the pumps at the bedside: the control has stopped
+			// the suppression's effect (nobody told), so it is a block.
+			action, reason = "blocked", "alarm path silent, charge nurse paged instead: "+reason
+		}
+		l.ctl.recordFrom(idAM, e.Source, lab.Evidence{Control: e.Control, LabTime: l.clk.Now(), Target: e.Target,
+			Action: action, Reason: reason, Ref: e.Ref})
+	}
+	cfg.OnReject = func(r hl7.Reject) {
+		l.ctl.recordFrom(idAM, r.Source, lab.Evidence{Control: r.Control, LabTime: l.clk.Now(), Target: r.Target,
+			Action: r.Action, Reason: r.Reason, Ref: r.Ref})
+	}
+}
+
+// heartbeat is the pump server's side of alarm-heartbeat (nil when off).
+func (l *Lab) heartbeat() *pumpserver.HeartbeatConfig {
+	if !l.ctl.on(posture.AlarmHeartbeat) {
+		return nil
+	}
+	return &pumpserver.HeartbeatConfig{Interval: l.topo.Posture.Controls.AlarmHeartbeat.Interval}
 }
