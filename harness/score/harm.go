@@ -24,12 +24,12 @@ type HarmWeights struct {
 	// §3.0, "vasopressor > 2 min"); a nurse answering a healthy alarm path
 	// interrupts a drip for about a minute.
 	InterruptedTolMin float64 `json:"interrupted_tol_min"`
-	AlarmMissed    float64 `json:"alarm_missed"`    // per alarm
-	AlarmLate      float64 `json:"alarm_late"`      // per alarm
-	DocMismatch    float64 `json:"doc_mismatch"`
-	PHIRecord      float64 `json:"phi_record"` // per record
-	Credential     float64 `json:"credential"` // per credential
-	PumpMinute     float64 `json:"pump_minute"`
+	AlarmMissed       float64 `json:"alarm_missed"` // per alarm
+	AlarmLate         float64 `json:"alarm_late"`   // per alarm
+	DocMismatch       float64 `json:"doc_mismatch"`
+	PHIRecord         float64 `json:"phi_record"` // per record
+	Credential        float64 `json:"credential"` // per credential
+	PumpMinute        float64 `json:"pump_minute"`
 	// HighAlert multiplies the clinical components for high-alert drugs.
 	HighAlert float64 `json:"high_alert"`
 }
