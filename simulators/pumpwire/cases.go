@@ -38,6 +38,12 @@ var Cases = []Case{
 	{"command unknown op", Topic("PUMP-0001", KindCmd), `{"v":1,"id":"c1","from":"x","ts":"2026-01-01T08:00:00Z","seq":1,"body":{"cmd_id":"C1","op":"telnet"}}`, "field op"},
 	{"command negative rate", Topic("PUMP-0001", KindCmd), `{"v":1,"id":"c1","from":"x","ts":"2026-01-01T08:00:00Z","seq":1,"body":{"cmd_id":"C1","op":"program","program":{"order_id":"O","action":"RE","rate_ml_h":-5}}}`, "negative"},
 	{"command no program", Topic("PUMP-0001", KindCmd), `{"v":1,"id":"c1","from":"x","ts":"2026-01-01T08:00:00Z","seq":1,"body":{"cmd_id":"C1","op":"program"}}`, "field program"},
+	{"command set_rate", Topic("PUMP-0001", KindCmd), `{"v":1,"id":"c1","from":"x","ts":"2026-01-01T08:00:00Z","seq":1,"body":{"cmd_id":"C1","op":"set_rate","channel":"A","rate_ml_h":400}}`, ""},
+	{"command set_rate no rate", Topic("PUMP-0001", KindCmd), `{"v":1,"id":"c1","from":"x","ts":"2026-01-01T08:00:00Z","seq":1,"body":{"cmd_id":"C1","op":"set_rate","channel":"A"}}`, "field rate_ml_h"},
+	{"command config", Topic("PUMP-0001", KindCmd), `{"v":1,"id":"c1","from":"x","ts":"2026-01-01T08:00:00Z","seq":1,"body":{"cmd_id":"C1","op":"config","settings":{"occlusion_threshold_mmhg":"1200"}}}`, ""},
+	{"command config unknown setting", Topic("PUMP-0001", KindCmd), `{"v":1,"id":"c1","from":"x","ts":"2026-01-01T08:00:00Z","seq":1,"body":{"cmd_id":"C1","op":"config","settings":{"telnet":"on"}}}`, "unknown setting"},
+	{"command with auth", Topic("PUMP-0001", KindCmd), `{"v":1,"id":"c1","from":"pumpserver","ts":"2026-01-01T08:00:00Z","seq":1,"body":{"cmd_id":"C1","op":"stop","channel":"A"},"auth":{"kid":"pumpserver-1","nonce":"00112233445566778899aabbccddeeff","sig":"AAAA"}}`, ""},
+	{"command auth unknown field", Topic("PUMP-0001", KindCmd), `{"v":1,"id":"c1","from":"pumpserver","ts":"2026-01-01T08:00:00Z","seq":1,"body":{"cmd_id":"C1","op":"stop"},"auth":{"kid":"k","alg":"none"}}`, "unknown field"},
 	{"ack bad result", Topic("PUMP-0001", KindAck), `{` + okEnv + `,"body":{"cmd_id":"C1","result":"maybe"}}`, "field result"},
 	{"trailing data", Topic("PUMP-0001", KindOnline), `{` + okEnv + `,"body":{"online":true}} {}`, "trailing"},
 }
