@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -114,7 +113,7 @@ func (s *scoring) finish(dir, runID, labName string, t lab.Topology, gr types.Re
 	// posture enables are noted, never scored as if they protected anything.
 	var enforced, unsupported []string
 	for _, c := range s.posture.Enabled() {
-		if slices.Contains(inproc.Implemented, c) {
+		if inproc.Enforces(c, t) {
 			enforced = append(enforced, c)
 		} else {
 			unsupported = append(unsupported, c)

@@ -28,6 +28,13 @@ func (l *Lab) implemented(name string) bool {
 	return slices.Contains(Implemented, name) || (l.embedded && slices.Contains(EmbeddedBrokerControls, name))
 }
 
+// Enforces reports whether an in-process lab of topology t enforces the
+// posture control name (before the lab runs, e.g. for a scorecard).
+func Enforces(name string, t lab.Topology) bool {
+	embedded := t.Broker == "" || t.Broker == "embedded"
+	return slices.Contains(Implemented, name) || (embedded && slices.Contains(EmbeddedBrokerControls, name))
+}
+
 // controls holds the posture in force and the evidence the controls record.
 type controls struct {
 	posture *posture.Posture
