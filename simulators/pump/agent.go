@@ -325,6 +325,17 @@ func (a *Agent) move(u string) {
 	a.client = client
 	a.mu.Unlock()
 	a.log.Warn("server address changed: moving to another broker", "from", prev, "to", u)
+	// Leave as Close does: the old broker's subscribers (the pump server)
+	// see the pump go offline rather than fall silent while "online".
+	if old.IsConnectionOpen() {
+		a.mu.Lock()
+		a.seq++
+		seq := a.seq
+		a.mu.Unlock()
+		if b, err := pumpwire.EncodeSigned(a.cfg.ReportSigner, a.msgID(seq), a.id, a.clk.Now(), seq, pumpwire.Online{Online: false, Model: a.p.Model(), Firmware: a.p.Firmware()}); err == nil {
+			old.Publish(pumpwire.Topic(a.id, pumpwire.KindOnline), 1, true, b).WaitTimeout(a.cfg.CloseFlush)
+		}
+	}
 	old.Disconnect(50)
 	a.p.SetComm(false)
 	client.Connect()

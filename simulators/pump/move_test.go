@@ -58,6 +58,11 @@ func TestServerAddressMovesAgent(t *testing.T) {
 	sink.wait("the pump's status at the attacker's broker", func(m rxMsg) bool {
 		return m.kind == pumpwire.KindStatus && m.env.From == "PUMP-0033"
 	})
+	// The hospital broker's subscribers saw the pump leave.
+	server.wait("online=false at the hospital", func(m rxMsg) bool {
+		o, ok := m.body.(*pumpwire.Online)
+		return ok && !o.Online && m.env.From == "PUMP-0033"
+	})
 	if a.BrokerURL() != evilURL || a.Counters().Moves != 1 || r.p.ServerAddress() != evilURL {
 		t.Fatalf("agent broker %s moves %d stored %s", a.BrokerURL(), a.Counters().Moves, r.p.ServerAddress())
 	}
