@@ -204,3 +204,23 @@ func TestSignedReports(t *testing.T) {
 		t.Fatalf("control events:\n%s", codes)
 	}
 }
+
+// TestCommandSignerBroken: a server whose signer has no key sends nothing
+// and reports the refusal.
+func TestCommandSignerBroken(t *testing.T) {
+	var got []pumpwire.ControlEvent
+	var mu sync.Mutex
+	l := newLab(t, func(c *Config) {
+		c.CommandSigner = &pumpwire.Signer{KeyID: "srv-1"} // no key
+		c.OnControl = func(e pumpwire.ControlEvent) { mu.Lock(); got = append(got, e); mu.Unlock() }
+	})
+	_, err := l.srv.Command(ctxFor(t), "PUMP-0403", pumpwire.Command{Op: pumpwire.OpStop, Channel: "A"})
+	if err == nil || !strings.Contains(err.Error(), "no Ed25519 private key") {
+		t.Fatalf("command with a broken signer: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0].Control != pumpwire.CtlSignedCommands || got[0].Action != pumpwire.ActionBlocked || got[0].PumpID != "PUMP-0403" {
+		t.Fatalf("control events %+v", got)
+	}
+}
