@@ -195,8 +195,16 @@ func TestLegitimateWorkflowIsQuiet(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		w.publish(p1, "PUMP-0001", pumpwire.KindStatus, "PUMP-0001", fmt.Sprint("s", i), st)
 	}
-	// A titration (XO) from the BCMA scan: clinical, not an alert.
+	// A titration (XO) from the BCMA scan: clinical, not an alert; the
+	// pump server programs the pump, which runs the new rate once the
+	// nurse confirms (a status or two later).
 	w.hl7(iocPort, rgv("BCMA000002", "XO", "ORD-1", "MRN1", "PUMP-0001", "RN0042", 0.15, 4, 70))
+	w.publish(srv, "PUMP-0001", pumpwire.KindCmd, "pumpserver", "c2", pumpwire.Command{CmdID: "c2", Op: pumpwire.OpProgram, Channel: "A",
+		Program: &pumpwire.Program{OrderID: "ORD-1", Action: "XO", DoseRate: 0.15}})
+	w.publish(p1, "PUMP-0001", pumpwire.KindStatus, "PUMP-0001", "s10", st)
+	st.Channels[0].RateMLH = 39.375
+	w.publish(p1, "PUMP-0001", pumpwire.KindStatus, "PUMP-0001", "s11", st)
+	w.publish(p1, "PUMP-0001", pumpwire.KindStatus, "PUMP-0001", "s12", st)
 	// An alarm the pump server forwards to the alarm manager in time.
 	w.publish(p1, "PUMP-0001", pumpwire.KindAlarm, "PUMP-0001", "a1", pumpwire.Alarm{AlarmID: "A1", Code: "occlusion_downstream", Phase: "start", Priority: "PH", Type: "SP"})
 	w.hl7(amPort, hl7.BuildAlert(hl7.Alert{Header: hl7.Header{ControlID: "AM1"}, AlertID: "A1", PumpID: "PUMP-0001", Phase: hl7.PhaseStart, State: hl7.StateActive, Priority: "PH", Type: "SP"}))

@@ -122,9 +122,8 @@ type pendingAlarm struct {
 }
 
 type expected struct {
-	rate   float64
-	set    time.Time
-	orderd bool // set by a program that matched a verified order
+	rate       float64   // the rate the channel ran at
+	allowUntil time.Time // a program of the pump server announced a change until then
 }
 
 // Engine holds the detector's state and applies the rules. It is fed
@@ -352,17 +351,22 @@ func (e *Engine) publish(t time.Time, h *half, id string, p mqttPacket) {
 	}
 }
 
-// program records the rate a legitimate program of the pump server sets.
+// program notes a legitimate program of the pump server: the pump's next
+// rate change (once the nurse confirms it) is expected.
 func (e *Engine) program(t time.Time, pump string, cmd pumpwire.Command) {
 	ch := cmd.Channel
 	if ch == "" {
 		ch = "A"
 	}
-	e.expect[pump+"/"+ch] = expected{set: t, rate: -1, orderd: true}
+	key := pump + "/" + ch
+	ex := e.expect[key]
+	ex.allowUntil = t.Add(e.wall(30 * time.Minute))
+	e.expect[key] = ex
 }
 
-// status checks a pump's running rate against its last legitimate program:
-// a change without a program is a rate change without an order.
+// status checks a pump's running rate against the rate it ran before: a
+// change that no program of the pump server announced is a rate change
+// without an order.
 func (e *Engine) status(t time.Time, pump string, st pumpwire.Status) {
 	e.patient[pump] = ""
 	for _, c := range st.Channels {
@@ -376,18 +380,21 @@ func (e *Engine) status(t time.Time, pump string, st pumpwire.Status) {
 		if c.State != "infusing" || c.RateMLH <= 0 {
 			continue
 		}
-		if !ok || ex.rate < 0 {
-			// First status after a program (or first seen): its rate is the
-			// reference.
-			e.expect[key] = expected{rate: c.RateMLH, set: t}
+		if !ok || ex.rate <= 0 {
+			ex.rate = c.RateMLH
+			e.expect[key] = ex
 			continue
 		}
-		if math.Abs(c.RateMLH-ex.rate) > e.cfg.RateTolerance*ex.rate {
+		if math.Abs(c.RateMLH-ex.rate) <= e.cfg.RateTolerance*ex.rate {
+			continue
+		}
+		announced := t.Before(ex.allowUntil)
+		if !announced {
 			e.alert(t, ruleDoseMismatch+"/status/"+key, Alert{Assets: []string{pump}, Techniques: []string{"T0836", "T0831"},
 				Tactics: []string{"TA0106"}, Category: ruleDoseMismatch,
-				Text: fmt.Sprintf("%s channel %s runs %.3f mL/h, its last program from the pump server set %.3f mL/h: rate changed without an order", pump, c.Channel, c.RateMLH, ex.rate)})
-			e.expect[key] = expected{rate: c.RateMLH, set: t}
+				Text: fmt.Sprintf("%s channel %s runs %.3f mL/h, before %.3f mL/h, and no program from the pump server announced it: rate changed without an order", pump, c.Channel, c.RateMLH, ex.rate)})
 		}
+		e.expect[key] = expected{rate: c.RateMLH}
 	}
 }
 
