@@ -180,9 +180,10 @@ func TestSignedReports(t *testing.T) {
 	a.Close() // no fresh statuses from the real pump from now on
 	att.Publish(pumpwire.Topic(p.ID(), pumpwire.KindStatus), 0, false, st).WaitTimeout(waitFor)
 	deadline := time.Now().Add(waitFor)
-	for l.srv.Stats().AuthRefused < 2 {
+	nctl := func() int { mu.Lock(); defer mu.Unlock(); return len(ctl) }
+	for l.srv.Stats().AuthRefused < 2 || nctl() < 2 { // the counter moves before the hook runs
 		if time.Now().After(deadline) {
-			t.Fatalf("AuthRefused %d, want 2", l.srv.Stats().AuthRefused)
+			t.Fatalf("AuthRefused %d, %d control events, want 2 and 2", l.srv.Stats().AuthRefused, nctl())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
