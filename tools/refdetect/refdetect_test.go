@@ -272,6 +272,13 @@ func TestAttacksAreDetected(t *testing.T) {
 		EventID: "SPOOFEV1", PumpID: "PUMP-0001", Event: hl7.Code{Ref: "MDC_EVT_PUMP_DELIV_COMP"}}))
 	want(t, w.only(), ruleSpoofedDoc)
 
+	// PCD-01 to the EHR: the rate the pump reports is documented; another
+	// rate is a spoofed status (ATK-24 style).
+	w.hl7(ehrPort, hl7.BuildPumpStatus(hl7.PumpStatus{Header: hl7.Header{ControlID: "DEC1"}, Patient: hl7.Patient{MRN: "MRN1"}, PumpID: "PUMP-0001", Channel: "A", RateMLH: 13.125}))
+	want(t, w.only())
+	w.hl7(ehrPort, hl7.BuildPumpStatus(hl7.PumpStatus{Header: hl7.Header{ControlID: "SPOOF01"}, Patient: hl7.Patient{MRN: "MRN1"}, PumpID: "PUMP-0001", Channel: "A", RateMLH: 5}))
+	want(t, w.only(), ruleSpoofedStatus)
+
 	// A rate change at the pump that no program from the pump server set.
 	w.publish(p1, "PUMP-0001", pumpwire.KindStatus, "PUMP-0001", "s1", pumpwire.Status{State: "infusing", PatientID: "MRN1",
 		Channels: []pumpwire.ChannelStatus{{Channel: "A", State: "infusing", RateMLH: 39.4}}})
@@ -328,4 +335,19 @@ func FuzzStream(f *testing.F) {
 		w.packet(q, iocPort, capture.FlagPSH|capture.FlagACK, b)
 		w.packet(q, iocPort, capture.FlagPSH|capture.FlagACK, a)
 	})
+}
+
+func TestServicePortSession(t *testing.T) {
+	w := newWire(t)
+	var ev LabEvent
+	json.Unmarshal([]byte(`{"event":"lab-start","clock_speed":60,"pumps":["PUMP-0001"],"endpoints":[{"name":"service-PUMP-0001","protocol":"telnet","address":"127.0.0.1:2323"},{"name":"broker","protocol":"mqtt","address":"tcp://127.0.0.1:1883"}]}`), &ev)
+	w.eng.Lab(ev)
+	w.mqttClient("PUMP-0001")
+	want(t, w.only())
+	w.connect(2323)
+	got := w.alerts
+	want(t, w.only(), ruleServicePort)
+	if got[0].Assets[len(got[0].Assets)-1] != "PUMP-0001" {
+		t.Fatalf("assets %v do not name the pump", got[0].Assets)
+	}
 }

@@ -40,6 +40,8 @@ const (
 	ruleAlarmFlood     = "alarm-flood"
 	ruleAlarmSuppress  = "alarm-not-forwarded"
 	ruleSpoofedDoc     = "pcd10-without-pump-event"
+	ruleSpoofedStatus  = "pcd01-differs-from-pump"
+	ruleServicePort    = "service-port-session"
 )
 
 // Config tunes the rules; times are lab time and scale with the clock.
@@ -100,6 +102,7 @@ type LabEvent struct {
 		Name     string `json:"name"`
 		Protocol string `json:"protocol"`
 		Address  string `json:"address"`
+		Purpose  string `json:"purpose"`
 	} `json:"endpoints"`
 	PumpServerClientID string `json:"pump_server_client_id"`
 	MonitorUser        string `json:"monitor_user"`
@@ -154,10 +157,12 @@ type Engine struct {
 	floodUntil map[string]time.Time
 	expect     map[string]expected // pump/channel -> rate of the last legitimate program
 	said       map[string]time.Time
-	lastPCD04  map[string]time.Time // pump -> last PCD-04 to the alarm manager
-	acked      map[string]bool      // HL7 control ids acknowledged AA/CA
-	patient    map[string]string    // pump -> patient of its running infusion
-	events     map[string]bool      // pump/message id of the pumps' own events
+	lastPCD04  map[string]time.Time  // pump -> last PCD-04 to the alarm manager
+	acked      map[string]bool       // HL7 control ids acknowledged AA/CA
+	patient    map[string]string     // pump -> patient of its running infusion
+	events     map[string]bool       // pump/message id of the pumps' own events
+	rates      map[string][2]float64 // pump/channel -> last two rates the pump reported
+	service    map[uint16]string     // server port -> name, of service (telnet-style) endpoints
 }
 
 // NewEngine returns an engine; approved answers whether a drug-library hash
@@ -174,6 +179,7 @@ func (e *Engine) reset() {
 	e.alarms, e.pending, e.starts, e.floodUntil = map[string]map[string]pumpAlarm{}, map[string]pendingAlarm{}, map[string][]time.Time{}, map[string]time.Time{}
 	e.expect, e.said, e.lastPCD04 = map[string]expected{}, map[string]time.Time{}, map[string]time.Time{}
 	e.acked, e.patient, e.events = map[string]bool{}, map[string]string{}, map[string]bool{}
+	e.rates, e.service = map[string][2]float64{}, map[uint16]string{}
 }
 
 // Lab takes a lab-start event: a new hospital, a new inventory.
@@ -199,6 +205,9 @@ func (e *Engine) Lab(ev LabEvent) {
 	for _, ep := range ev.Endpoints {
 		if p, ok := portOf(ep.Address); ok {
 			e.roles[p] = ep.Name
+			if isServicePort(ep.Name, ep.Protocol) {
+				e.service[p] = ep.Name
+			}
 		}
 		if ep.Name == "druglib" {
 			e.libraryURL = ep.Address
@@ -375,6 +384,12 @@ func (e *Engine) status(t time.Time, pump string, st pumpwire.Status) {
 		}
 	}
 	for _, c := range st.Channels {
+		r := e.rates[pump+"/"+c.Channel]
+		if r[1] != c.RateMLH {
+			e.rates[pump+"/"+c.Channel] = [2]float64{r[1], c.RateMLH}
+		}
+	}
+	for _, c := range st.Channels {
 		key := pump + "/" + c.Channel
 		ex, ok := e.expect[key]
 		if c.State != "infusing" || c.RateMLH <= 0 {
@@ -467,6 +482,25 @@ func (e *Engine) hl7(t time.Time, h *half, serverPort uint16, m *hl7.Message, ra
 		if o, err := hl7.ParseRDE(m); err == nil && o.PlacerOrder != "" {
 			e.orders[o.PlacerOrder] = order{mrn: o.Patient.MRN, drug: o.GiveCode, dose: o.Dose,
 				amount: o.DrugAmount, diluent: o.DiluentVolume, w: o.WeightKg}
+		}
+	case ty.Is("ORU", "R01") && role == "ehr":
+		ps, err := hl7.ParsePumpStatus(m)
+		if err != nil || !e.pumps[ps.PumpID] {
+			return
+		}
+		ch := ps.Channel
+		if ch == "" {
+			ch = "A"
+		}
+		r, ok := e.rates[ps.PumpID+"/"+ch]
+		if !ok {
+			return
+		}
+		near := func(a, b float64) bool { return math.Abs(a-b) <= 0.05*math.Max(b, 1) }
+		if !near(ps.RateMLH, r[1]) && !near(ps.RateMLH, r[0]) {
+			e.alert(t, ruleSpoofedStatus+"/"+ps.PumpID, Alert{Assets: append([]string{ps.PumpID, "ehr"}, src...), Addresses: addr(h.tuple),
+				Techniques: []string{"T0856", "T0832"}, Tactics: []string{"TA0105"}, Category: ruleSpoofedStatus,
+				Text: fmt.Sprintf("PCD-01 documents %s channel %s at %g mL/h, the pump reports %g mL/h", ps.PumpID, ch, ps.RateMLH, r[1])})
 		}
 	case ty.Is("ORU", "R42") && role == "ehr":
 		ie, err := hl7.ParseInfusionEvent(m)
@@ -579,6 +613,28 @@ func (e *Engine) Tick(now time.Time) {
 			Techniques: []string{"T0878", "T0804"}, Tactics: []string{"TA0107"}, Category: ruleAlarmSuppress,
 			Text: fmt.Sprintf("alarm %s (%s) of %s reached no alarm manager (no PCD-04) within %s", p.alarmID, p.code, p.pump, after)})
 	}
+}
+
+// isServicePort reports whether an endpoint is a maintenance or service
+// login port (telnet-style) rather than a clinical protocol.
+func isServicePort(name, protocol string) bool {
+	n, p := strings.ToLower(name), strings.ToLower(protocol)
+	return p == "telnet" || p == "ssh" || p == "ftp" || strings.Contains(n, "service") || strings.Contains(n, "telnet") || strings.Contains(n, "maint")
+}
+
+// opened is called when a client opens a TCP connection (SYN).
+func (e *Engine) opened(t time.Time, tuple string, dstPort uint16) {
+	name, ok := e.service[dstPort]
+	if !ok {
+		return
+	}
+	assets := []string{name, tuple}
+	if i := strings.LastIndex(name, "PUMP-"); i >= 0 && e.pumps[name[i:]] {
+		assets = append(assets, name[i:])
+	}
+	e.alert(t, ruleServicePort+"/"+tuple, Alert{Assets: assets, Addresses: addr(tuple), Techniques: []string{"T0886", "T0891", "T0812"},
+		Tactics: []string{"TA0108"}, Category: ruleServicePort,
+		Text: fmt.Sprintf("connection to the service port %s from %s", name, addr(tuple))})
 }
 
 // closed is called when a connection direction ends.

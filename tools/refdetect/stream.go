@@ -52,6 +52,7 @@ type sink interface {
 	mqtt(t time.Time, h *half, p mqttPacket)
 	hl7(t time.Time, h *half, serverPort uint16, m *hl7.Message, raw []byte)
 	closed(t time.Time, h *half)
+	opened(t time.Time, tuple string, dstPort uint16)
 }
 
 func newReassembler(out sink) *reassembler {
@@ -80,6 +81,7 @@ func (r *reassembler) segment(t time.Time, s capture.Segment) {
 		if s.Flags&capture.FlagACK == 0 {
 			c.client = tuple
 			r.conns[key] = c
+			r.out.opened(t, tuple, s.Dst.Port())
 		} else if old := r.conns[key]; old != nil {
 			c = old
 		} else {
