@@ -196,3 +196,31 @@ func tshark(t *testing.T, path string, mqttPorts, hl7Ports []uint16) tsharkCount
 	}
 	return c
 }
+
+func TestEveFlow(t *testing.T) {
+	got := eveFlow([]byte(`{"event_type":"alert","src_ip":"127.0.0.1","src_port":45576,"dest_ip":"127.0.0.1","dest_port":45229,"proto":"TCP"}`))
+	want := []string{"tcp:127.0.0.1:45576->127.0.0.1:45229", "tcp:127.0.0.1:45229->127.0.0.1:45576"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("eveFlow = %v, want %v", got, want)
+	}
+	if got := eveFlow([]byte(`{"event_type":"stats"}`)); got != nil {
+		t.Fatalf("flow of a stats line: %v", got)
+	}
+	v6 := eveFlow([]byte(`{"src_ip":"::1","src_port":1,"dest_ip":"::1","dest_port":2,"proto":"TCP"}`))
+	if len(v6) != 2 || v6[0] != "tcp:[::1]:1->[::1]:2" {
+		t.Fatalf("IPv6 flow %v", v6)
+	}
+}
+
+func TestLineWatcher(t *testing.T) {
+	n := 0
+	w := &lineWatcher{want: "refdetect ready", onMatch: func() { n++ }}
+	w.Write([]byte("starting\nrefdetect re"))
+	if n != 0 {
+		t.Fatal("matched a partial line")
+	}
+	w.Write([]byte("ady\nmore\n"))
+	if n != 1 {
+		t.Fatalf("matches %d, want 1", n)
+	}
+}
