@@ -270,6 +270,15 @@ func TestServicePortAuthenticated(t *testing.T) {
 	if _, err := NewServicePort(s.p, "0.0.0.0:0"); err == nil {
 		t.Fatal("service port on a non-loopback address")
 	}
+	// A listener the caller opened serves the same protocol.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s.must(err)
+	sp2 := ServeServicePort(s.p, ln)
+	defer sp2.Close()
+	pc2 := dialPort(t, sp2)
+	if g := pc2.line(); !strings.HasPrefix(g, "OK pumplab service port PUMP-0001") {
+		t.Fatalf("greeting on a caller's listener %q", g)
+	}
 }
 
 func TestDecommissionWipe(t *testing.T) {

@@ -118,10 +118,17 @@ func NewServicePort(p *Pump, addr string) (*ServicePort, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pump %s: service port: %w", p.ID(), err)
 	}
+	return ServeServicePort(p, ln), nil
+}
+
+// ServeServicePort serves p's service port on a listener the caller opened
+// and owns the address of (the container lab binds on its own container
+// network); NewServicePort is the loopback form. Close closes ln.
+func ServeServicePort(p *Pump, ln net.Listener) *ServicePort {
 	s := &ServicePort{p: p, ln: ln, cs: map[net.Conn]struct{}{}}
 	s.wg.Add(1)
 	go s.accept()
-	return s, nil
+	return s
 }
 
 // Addr returns the listening address (host:port).
