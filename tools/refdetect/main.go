@@ -89,6 +89,10 @@ type detector struct {
 	// events not applied yet: a lab event applies from its time on, so
 	// packets captured before it are read with the state before it.
 	queued []LabEvent
+	// eventsPath is the lab events file; evChecked when it was last read:
+	// a packet captured later may follow an event not read yet.
+	eventsPath string
+	evChecked  time.Time
 }
 
 // applyEvents applies the queued lab events up to t (all with zero t).
@@ -121,6 +125,7 @@ func (d *detector) run(ctx context.Context, pcapPath, eventsPath string, follow 
 		}
 	}
 	defer f.Close()
+	d.eventsPath = eventsPath
 	rd := capture.NewReader(f)
 	fmt.Println("refdetect ready")
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -164,6 +169,9 @@ func (d *detector) packet(p capture.Packet) {
 	if err != nil {
 		return
 	}
+	if p.Time.After(d.evChecked) {
+		d.readEvents(d.eventsPath)
+	}
 	d.applyEvents(p.Time)
 	d.eng.Tick(p.Time)
 	d.re.segment(p.Time, s)
@@ -174,6 +182,7 @@ func (d *detector) readEvents(path string) {
 	if path == "" {
 		return
 	}
+	d.evChecked = time.Now()
 	f, err := os.Open(path)
 	if err != nil {
 		return
