@@ -378,7 +378,9 @@ func (r *toolRunner) finish(ctx context.Context, steps []score.Step, in *intake.
 			r.note("traffic capture: %v", err)
 		}
 		r.writeLabels(steps)
-		r.note("traffic capture: %d packets (%d bytes) of the lab's ports in traffic.pcapng, %d other packets filtered out; labels in traffic-labels.jsonl", st.Packets, st.Bytes, st.Filtered)
+		st = r.capture.Stats()
+		r.note("traffic capture: %d packets (%d bytes) of the lab's ports in traffic.pcapng (%d from the pre-roll), %d other packets filtered out, %d dropped by the kernel; labels in traffic-labels.jsonl",
+			st.Packets, st.Bytes, st.PreRoll, st.Filtered, st.Dropped)
 	}
 	for _, t := range r.tools {
 		if t.m.Start.When == toolspec.WhenDuring && t.started {
