@@ -5,11 +5,24 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/pumplab/pumplab/harness"
+	"github.com/pumplab/pumplab/lab"
 	"github.com/pumplab/pumplab/lab/containers"
+	"github.com/pumplab/pumplab/lab/inproc"
 )
+
+// labEnforces reports whether the named lab enforces posture control c:
+// the container lab enforces containers.Implemented, the in-process lab
+// what inproc.Enforces says.
+func labEnforces(labName, c string, t lab.Topology) bool {
+	if labName == "containers" {
+		return slices.Contains(containers.Implemented, c)
+	}
+	return inproc.Enforces(c, t)
+}
 
 // containersRun prepares `pumplab run --lab containers`: one image for
 // every spec's lab, longer lab starts; the returned cleanup removes the

@@ -13,7 +13,6 @@ import (
 	"github.com/pumplab/pumplab/harness/report"
 	"github.com/pumplab/pumplab/harness/score"
 	"github.com/pumplab/pumplab/lab"
-	"github.com/pumplab/pumplab/lab/inproc"
 	"github.com/pumplab/pumplab/lab/posture"
 )
 
@@ -113,7 +112,7 @@ func (s *scoring) finish(dir, runID, labName string, t lab.Topology, gr types.Re
 	// posture enables are noted, never scored as if they protected anything.
 	var enforced, unsupported []string
 	for _, c := range s.posture.Enabled() {
-		if inproc.Enforces(c, t) {
+		if labEnforces(labName, c, t) {
 			enforced = append(enforced, c)
 		} else {
 			unsupported = append(unsupported, c)
