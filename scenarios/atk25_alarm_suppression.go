@@ -26,6 +26,10 @@ var _ = Describe("ATK-25 alarm suppression between pump server and alarm manager
 	harness.Kind("attack"), harness.Technique("T0878"), harness.Technique("T0804"), harness.Technique("T0830"),
 	harness.Area("AL"), harness.Lifecycle("use"), harness.Target("pumpserver"), harness.Target("alarms")), func() {
 	f := harness.New("atk-25-alarm-suppression")
+	// Silence detection is measured in lab time against a wall-time floor
+	// (a loaded machine's stalls are not silence): a slower clock keeps the
+	// floor below the clinical tolerance.
+	f.Topology.Speed = 60
 
 	It("keeps an occlusion alarm from reaching any nurse", func(ctx SpecContext) {
 		w, cancel := f.Context(ctx, f.Timeouts.Therapy)

@@ -25,11 +25,14 @@ type Inputs struct {
 
 // blockActions are the Evidence.Action values that count as a control
 // stopping something (case-insensitive).
-var blockActions = []string{"blocked", "block", "denied", "deny", "dropped", "drop", "rejected", "reject", "refused", "refuse"}
+var blockActions = []string{"blocked", "block", "denied", "deny", "dropped", "drop", "rejected", "reject", "refused", "refuse",
+	"contained"}
 
 // IsBlockAction reports whether an Evidence.Action says the control stopped
 // something: blocked, denied, dropped, rejected, refused (or their
-// imperatives), case-insensitive.
+// imperatives), case-insensitive, and contained (the control stopped the
+// step's effect by another path, e.g. the alarm manager paging the charge
+// nurse when the alarm reporter falls silent).
 func IsBlockAction(action string) bool { return eqFold(blockActions, action) }
 
 // ControlEvidence returns the evidence that counts for the step, in time

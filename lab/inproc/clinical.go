@@ -185,7 +185,7 @@ func (l *Lab) nurseOnAlarm(ph *alarms.Communicator, user string, m alarms.Messag
 	})
 }
 
-// nurseRounds answers every alarm sounding on any pump, as a nurse walking
+// nurseRounds answers every high-priority alarm sounding on any pump, as a nurse walking
 // the unit does when told the alarm system cannot be trusted, and walks
 // again every half lab minute until the alert that sent her (the alarm
 // manager's reporter-silent alert) ends.
@@ -198,6 +198,9 @@ func (l *Lab) nurseRounds(alertID, user string) {
 	for _, id := range l.pumpIDs {
 		p := l.PumpModels[id]
 		for _, a := range p.Alarms() {
+			if a.Def.Priority != "PH" {
+				continue // rounds are for what stops therapy; advisories wait
+			}
 			if err := p.ClearAlarm(a.AlarmID, user); err != nil {
 				continue
 			}

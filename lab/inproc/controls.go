@@ -18,7 +18,8 @@ import (
 // Implemented lists the posture controls the in-process lab enforces with
 // any broker; the others a posture enables are reported unsupported and not
 // scored as on.
-var Implemented = []string{posture.PKI, posture.MTLSMLLP, posture.OrderCrosscheck, posture.AlarmHeartbeat}
+var Implemented = []string{posture.PKI, posture.MTLSMLLP, posture.OrderCrosscheck, posture.AlarmHeartbeat,
+	posture.SignedCommands, posture.AccessCodes, posture.ServiceModeAudit, posture.DecommissionWipe}
 
 // EmbeddedBrokerControls are enforced only with the embedded broker (the
 // lab cannot configure mosquitto's or an external broker's).

@@ -63,6 +63,7 @@ type Lab struct {
 
 	clinical
 	pki      *pki.PKI
+	psec     *pumpSecurity
 	embedded bool // the broker is the embedded one (the broker controls need it)
 	nurse    *nurse
 	ctl      controls
@@ -158,6 +159,9 @@ func (l *Lab) start(ctx context.Context) error {
 		return err
 	}
 
+	if err := l.startPumpSecurity(); err != nil {
+		return err
+	}
 	suser, spass := l.brokerLogin(idPumpServer)
 	stls, err := l.mqttClientTLS(idPumpServer)
 	if err != nil {
@@ -170,6 +174,8 @@ func (l *Lab) start(ctx context.Context) error {
 		scfg.OrderCheck = l.orderCrosscheck
 	}
 	scfg.Heartbeat = l.heartbeat()
+	scfg.CommandSigner = l.psec.signer
+	scfg.OnControl = l.onPumpControl
 	if scfg.MLLPTLS, err = l.mllpServerTLS("pumpserver-ioc", idPumpServer); err != nil {
 		return err
 	}
@@ -197,7 +203,9 @@ func (l *Lab) start(ctx context.Context) error {
 	for i := 1; i <= t.Pumps; i++ {
 		id := lab.PumpID(i)
 		p := pump.New(pump.Config{ID: id, Clock: l.clk, Library: bundle.Library, LibraryHash: bundle.Hash,
-			CareArea: t.CareArea, Seed: uint64(t.Seed)*1000003 + uint64(i), Logger: l.log.With("pump", id)})
+			CareArea: t.CareArea, Seed: uint64(t.Seed)*1000003 + uint64(i), Logger: l.log.With("pump", id),
+			Access: l.accessPolicy(id), Credentials: l.credentials(id), OnControl: l.onPumpControl,
+			RemoteStartAllowed: t.Posture.Weaknesses.RemoteStart.Enabled})
 		user, pass := l.brokerLogin(id)
 		ptls, err := l.mqttClientTLS(id)
 		if err != nil {
@@ -205,7 +213,7 @@ func (l *Lab) start(ctx context.Context) error {
 		}
 		a := pump.NewAgent(p, pump.AgentConfig{BrokerURL: l.Broker.URL(), StatusInterval: t.StatusInterval,
 			Logger: l.log.With("agent", id), LibraryFetcher: fetch, AwaitServer: true,
-			ClientID: id, Username: user, Password: pass, TLS: ptls})
+			ClientID: id, Username: user, Password: pass, TLS: ptls, CommandVerifier: l.commandVerifier()})
 		l.PumpModels[id], l.Agents[id] = p, a
 		l.pumpIDs = append(l.pumpIDs, id)
 	}

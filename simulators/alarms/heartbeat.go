@@ -57,6 +57,12 @@ type HeartbeatCheck struct {
 	// starts at (default 1, the charge nurse); a level without recipients
 	// falls back to level 0.
 	SilentLevel int
+	// WallFloor is the least wall time without a heartbeat before a
+	// reporter counts as silent, whatever the lab time says. A lab running
+	// its clock hundreds of times faster than the wall turns a scheduler
+	// hiccup of a loaded machine into "three missed heartbeats"; the floor
+	// keeps that from paging the charge nurse. 0: none (lab time only).
+	WallFloor time.Duration
 }
 
 // ControlEvent is one act of the alarm-heartbeat control, for lab evidence
@@ -270,17 +276,29 @@ func (m *Manager) armSilenceLocked(r *reporterState) {
 	r.gen++
 	gen := r.gen
 	after := time.Duration(hb.Missed)*hb.Interval + hb.Interval/2
-	r.timer = m.clk.AfterFunc(after, func() {
+	armed := time.Now()
+	var fire func()
+	fire = func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		if r.gen != gen || m.closed {
 			return
 		}
+		if rem := hb.WallFloor - time.Since(armed); rem > 0 {
+			r.timer = wallTimer{time.AfterFunc(rem, fire)}
+			return
+		}
 		r.timer = nil
 		m.silentLocked(r, after)
 		m.notifyLocked()
-	})
+	}
+	r.timer = m.clk.AfterFunc(after, fire)
 }
+
+// wallTimer is a wall-clock timer where the manager keeps lab timers.
+type wallTimer struct{ t *time.Timer }
+
+func (w wallTimer) Stop() bool { return w.t.Stop() }
 
 // silentLocked raises the "reporter silent" technical alert.
 func (m *Manager) silentLocked(r *reporterState, quiet time.Duration) {

@@ -183,6 +183,7 @@ type Server struct {
 	// deduplicate on sender and MSH-10, so a restarted server must not
 	// reuse the control IDs of the previous run.
 	session             string
+	started             bool // Start ran before: the next Start is a restart
 	seq, cmdSeq, msgSeq atomic.Uint64
 	st                  struct {
 		statusIn, eventsIn, alarmsIn, acksIn, dups, malformed atomic.Int64
@@ -237,6 +238,12 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	s.runCtx, s.cancel = rctx, cancel
+	if s.started {
+		// A restart is a new run: new control ids, a new heartbeat run id
+		// (receivers reset their sequence check on it).
+		s.session = strconv.FormatInt(s.clk.Now().UnixMilli(), 36) + strconv.FormatInt(serverN.Add(1), 36)
+	}
+	s.started = true
 	for _, d := range []struct {
 		p    **sender
 		name string
