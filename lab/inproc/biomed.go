@@ -250,4 +250,3 @@ func (l *Lab) Disposed(ctx context.Context, pumpID string) (lab.Disposed, error)
 	s := p.Storage()
 	return lab.Disposed{PumpID: pumpID, Credentials: s.Credentials, PHI: s.PHICount}, nil
 }
-
