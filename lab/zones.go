@@ -35,9 +35,10 @@ type Zoned interface {
 	// "broker", "ehr", "emar", "alarms", "druglib".
 	Host(system string) (string, error)
 	// ServicePort returns host:port of a pump's comm-module service port
-	// (the legacy telnet-style weakness); an error when the fleet does not
-	// expose it.
-	ServicePort(pumpID string) (string, error)
+	// (the legacy telnet-style weakness) on the device network; an error
+	// when the fleet does not expose it. (Same signature as
+	// Biomed.ServicePort.)
+	ServicePort(ctx context.Context, pumpID string) (string, error)
 	// AttackFrom places an attacker host in zone and returns it.
 	AttackFrom(ctx context.Context, zone Zone) (ZoneHost, error)
 }

@@ -74,6 +74,7 @@ var _ = Describe("ATK-04 east-west discovery from the clinical zone", harness.Re
 			banner = p.Banner
 		}
 		AddReportEntry("reachable hosts", fmt.Sprintf("%d of %d", reached, len(targets)))
+		AddReportEntry("service port banner", strings.TrimSpace(banner))
 		f.Observe(step.StepID, score.Observed{Effect: reached > 0})
 
 		if z.Segmented() {
@@ -87,7 +88,7 @@ var _ = Describe("ATK-04 east-west discovery from the clinical zone", harness.Re
 		}
 		By("flat network: every host answers and the pump's service port identifies it")
 		Expect(reached).To(Equal(len(targets)), "hosts answering: %v", answered)
-		if _, err := z.ServicePort(f.Lab.Pumps()[0]); err == nil {
+		if _, err := z.ServicePort(w, f.Lab.Pumps()[0]); err == nil {
 			Expect(strings.Contains(banner, f.Lab.Pumps()[0])).To(BeTrue(), "banner %q", banner)
 		}
 	})

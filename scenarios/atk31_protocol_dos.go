@@ -33,7 +33,7 @@ var _ = Describe("ATK-31 protocol DoS into the device zone", harness.Register("A
 		w, cancel := f.Context(ctx, f.Timeouts.Therapy)
 		defer cancel()
 		pumpID := f.Lab.Pumps()[0]
-		target, err := z.ServicePort(pumpID)
+		target, err := z.ServicePort(w, pumpID)
 		if err != nil {
 			fleet, herr := z.Host("fleet")
 			Expect(herr).NotTo(HaveOccurred())

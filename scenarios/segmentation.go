@@ -30,7 +30,7 @@ func zoned(f *harness.Framework) lab.Zoned {
 
 // ServicePortFrom runs "reach a pump's service port from zone Z": it places
 // an attacker host in zone, connects to the comm-module service port of
-// pumpID and, when send is not empty (e.g. "root\r\nroot\r\n"), writes it
+// pumpID and, when send is not empty (e.g. "SHOW CONFIG\r\n"), writes it
 // and reads the answer. Probe.Connected says whether the port was reached;
 // Banner holds what the pump said. On a lab without zones it returns
 // ErrNoZones.
@@ -39,7 +39,7 @@ func ServicePortFrom(ctx context.Context, l lab.Lab, zone lab.Zone, pumpID, send
 	if !ok {
 		return lab.Probe{}, ErrNoZones
 	}
-	addr, err := z.ServicePort(pumpID)
+	addr, err := z.ServicePort(ctx, pumpID)
 	if err != nil {
 		return lab.Probe{}, err
 	}

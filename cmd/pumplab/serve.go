@@ -145,7 +145,8 @@ func serveFleet(ctx context.Context, rf *roleFlags, args []string, stdout, stder
 	clear := fs.Duration("nurse-alarm", 45*time.Second, "nurse: median time to clear an alarm at the pump (lab time)")
 	sigma := fs.Float64("nurse-sigma", 0.4, "nurse: log-normal spread")
 	override := fs.String("nurse-override-reason", "clinically indicated", "nurse: reason for soft-limit overrides")
-	servicePort := fs.Int("service-port", 0, "legacy weakness: the comm module's telnet-style service port per pump at PORT+i (0: off)")
+	servicePort := fs.Int("service-port", 0, "legacy weakness: the comm module's telnet-style service port of pump i at PORT+i, no login required (0: off)")
+	factoryCode := fs.String("factory-code", "", "the pumps' shared factory access code (keypad and service port); empty: the pump default")
 	rf.add(fs, 1)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -163,7 +164,8 @@ func serveFleet(ctx context.Context, rf *roleFlags, args []string, stdout, stder
 		return err
 	}
 	cfg := fleetConfig{N: *n, First: *first, Broker: *brokerURL, Interval: *interval,
-		Clock: clk, CareArea: *careArea, Ramp: *ramp, Log: log, AwaitServer: *awaitServer, Seed: rf.seed}
+		Clock: clk, CareArea: *careArea, Ramp: *ramp, Log: log, AwaitServer: *awaitServer, Seed: rf.seed,
+		FactoryCode: *factoryCode, ServiceUnauth: *servicePort > 0}
 	if *libURL != "" {
 		cfg.Fetch = libraryFetcher(*libURL)
 	}
@@ -208,6 +210,10 @@ type fleetConfig struct {
 	AwaitServer bool
 	Seed        int64
 	Fetch       pump.LibraryFetcher
+	// FactoryCode is the shared access code; ServiceUnauth opens service
+	// sessions without a login (the legacy service-port weakness).
+	FactoryCode   string
+	ServiceUnauth bool
 }
 
 type fleet struct {
@@ -238,8 +244,12 @@ func startFleet(ctx context.Context, c fleetConfig) (*fleet, error) {
 	seed := uint64(max(c.Seed, 1))
 	for i := range c.N {
 		id := lab.PumpID(c.First + i)
+		var access *pump.AccessPolicy
+		if c.FactoryCode != "" || c.ServiceUnauth {
+			access = &pump.AccessPolicy{FactoryCode: c.FactoryCode, Unauthenticated: c.ServiceUnauth}
+		}
 		p := pump.New(pump.Config{ID: id, Clock: c.Clock, Library: lib, CareArea: c.CareArea,
-			Seed: seed*1000003 + uint64(c.First+i), Logger: c.Log})
+			Seed: seed*1000003 + uint64(c.First+i), Logger: c.Log, Access: access})
 		f.agents[i] = pump.NewAgent(p, pump.AgentConfig{BrokerURL: c.Broker, StatusInterval: c.Interval, Logger: c.Log,
 			KeepAlive: 60 * time.Second, ConnectTimeout: 30 * time.Second, AwaitServer: c.AwaitServer, LibraryFetcher: c.Fetch})
 		f.pumps[id] = p

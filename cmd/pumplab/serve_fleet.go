@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -226,15 +224,15 @@ func (n *bedsideNurse) close() {
 	}
 }
 
-// serveServicePorts opens the legacy comm module's telnet-style service port
-// of pump i at base+i: it greets with the pump's banner and answers a login
-// with the factory credentials (the ATK-05 weakness). The container lab
-// uses it to measure who can reach a pump's service port from which zone.
+// serveServicePorts serves the legacy comm module's telnet-style service
+// port of pump i at base+i on every interface of the container (the
+// pump's own protocol: pump.ServeServicePort). The container lab uses it to
+// measure who can reach a pump's service port from which zone.
 func (f *fleet) serveServicePorts(base int) (func(), error) {
-	var lns []net.Listener
+	var sps []*pump.ServicePort
 	stop := func() {
-		for _, ln := range lns {
-			ln.Close()
+		for _, sp := range sps {
+			sp.Close()
 		}
 	}
 	for i, id := range f.ids {
@@ -248,41 +246,7 @@ func (f *fleet) serveServicePorts(base int) (func(), error) {
 			stop()
 			return nil, fmt.Errorf("service port of %s: %w", id, err)
 		}
-		lns = append(lns, ln)
-		p := f.pumps[id]
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go serviceSession(c, p)
-			}
-		}()
+		sps = append(sps, pump.ServeServicePort(f.pumps[id], ln))
 	}
 	return stop, nil
-}
-
-func serviceSession(c net.Conn, p *pump.Pump) {
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "%s comm module fw %s service port\r\nlogin: ", p.ID(), p.Firmware())
-	r := bufio.NewReader(c)
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return
-	}
-	if strings.TrimSpace(line) == "" {
-		return
-	}
-	fmt.Fprintf(c, "password: ")
-	pw, err := r.ReadString('\n')
-	if err != nil {
-		return
-	}
-	if strings.TrimSpace(line) == "root" && strings.TrimSpace(pw) == "root" {
-		fmt.Fprintf(c, "# ")
-		return
-	}
-	fmt.Fprintf(c, "login incorrect\r\n")
 }

@@ -86,6 +86,9 @@ func Layout(t lab.Topology) []Service {
 	if t.Posture != nil && t.Posture.Weaknesses.ServicePort.Enabled {
 		fleet.Args = append(fleet.Args, "--service-port", strconv.Itoa(ServicePortBase))
 	}
+	if t.Posture != nil && t.Posture.Weaknesses.SharedCredentials.Enabled && t.Posture.Weaknesses.SharedCredentials.AccessCode != "" {
+		fleet.Args = append(fleet.Args, "--factory-code", t.Posture.Weaknesses.SharedCredentials.AccessCode)
+	}
 	fleet.Stage = 2
 	return append(out, fleet)
 }

@@ -30,7 +30,7 @@ func (l *Lab) Host(system string) (string, error) {
 }
 
 // ServicePort implements lab.Zoned.
-func (l *Lab) ServicePort(pumpID string) (string, error) {
+func (l *Lab) ServicePort(ctx context.Context, pumpID string) (string, error) {
 	if !l.svcPorts {
 		return "", fmt.Errorf("containers: the posture has the service-port weakness off: pumps expose no service port")
 	}
