@@ -22,6 +22,12 @@ type Foothold struct {
 	// message log on the compromised host): for the BCMA, every PCD-03.
 	// Nil when the identity keeps no such log.
 	Outbox func(ctx context.Context) ([][]byte, error)
+	// PushLibrary is the pump server's administrator function an attacker
+	// with server admin uses (REFERENCE.md ATK-19 "Pre: attacker has server
+	// admin"): push the library bundle at url (any lab address, e.g. the
+	// attacker's own) to pumps, signed as server commands. Nil for other
+	// identities.
+	PushLibrary func(ctx context.Context, version, url, hash string, pumpIDs ...string) (map[string]LibraryPush, error)
 }
 
 // Adversary is implemented by labs that can hand a scenario a foothold. It

@@ -250,3 +250,44 @@ func (l *Lab) Disposed(ctx context.Context, pumpID string) (lab.Disposed, error)
 	s := p.Storage()
 	return lab.Disposed{PumpID: pumpID, Credentials: s.Credentials, PHI: s.PHICount}, nil
 }
+
+// The pharmacy's library-signing key and the vendor's firmware key (seeded).
+const (
+	pharmacyKeyID = "pharmacy-1"
+	vendorKeyID   = "vendor-fw-1"
+)
+
+func (l *Lab) seededKey(purpose string) ed25519.PrivateKey {
+	seed := make([]byte, ed25519.SeedSize)
+	copy(seed, []byte(l.secret(purpose)+l.secret(purpose+"/2")))
+	return ed25519.NewKeyFromSeed(seed)
+}
+
+func (l *Lab) pharmacyKey() ed25519.PrivateKey { return l.seededKey("pharmacy-signing-key") }
+
+// VendorFirmwareKey is the pump vendor's firmware-signing key of this lab.
+func (l *Lab) VendorFirmwareKey() (string, ed25519.PrivateKey) {
+	return vendorKeyID, l.seededKey("vendor-firmware-key")
+}
+
+// libraryPolicy is the pumps' library policy under signed-library (nil:
+// a pump takes any library its server pushes).
+func (l *Lab) libraryPolicy() *pump.LibraryPolicy {
+	if !l.ctl.on(posture.SignedLibrary) {
+		return nil
+	}
+	c := l.topo.Posture.Controls.SignedLibrary
+	return &pump.LibraryPolicy{Keys: map[string]ed25519.PublicKey{pharmacyKeyID: l.pharmacyKey().Public().(ed25519.PublicKey)},
+		RequireSignature: true, RequireApproval: c.RequireApproval, AllowRollback: c.AllowRollback}
+}
+
+// firmwarePolicy is the pumps' firmware policy under signed-firmware.
+func (l *Lab) firmwarePolicy() *pump.FirmwarePolicy {
+	if !l.ctl.on(posture.SignedFirmware) {
+		return nil
+	}
+	c := l.topo.Posture.Controls.SignedFirmware
+	kid, key := l.VendorFirmwareKey()
+	return &pump.FirmwarePolicy{VendorKeys: map[string]ed25519.PublicKey{kid: key.Public().(ed25519.PublicKey)},
+		RequireSignature: true, AllowRollback: c.AllowRollback, MinVersion: c.MinVersion}
+}

@@ -19,7 +19,8 @@ import (
 // any broker; the others a posture enables are reported unsupported and not
 // scored as on.
 var Implemented = []string{posture.PKI, posture.MTLSMLLP, posture.OrderCrosscheck, posture.AlarmHeartbeat,
-	posture.SignedCommands, posture.AccessCodes, posture.ServiceModeAudit, posture.DecommissionWipe}
+	posture.SignedCommands, posture.AccessCodes, posture.ServiceModeAudit, posture.DecommissionWipe,
+	posture.SignedLibrary, posture.SignedFirmware}
 
 // EmbeddedBrokerControls are enforced only with the embedded broker (the
 // lab cannot configure mosquitto's or an external broker's).

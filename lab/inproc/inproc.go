@@ -143,7 +143,11 @@ func (l *Lab) start(ctx context.Context) error {
 
 	// Drug library: the default library, drafted, approved by a second
 	// pharmacist and published.
-	store := druglib.NewStore(druglib.StoreConfig{Clock: l.clk, Logger: l.log.With("component", "druglib")})
+	scfgLib := druglib.StoreConfig{Clock: l.clk, Logger: l.log.With("component", "druglib")}
+	if l.ctl.on(posture.SignedLibrary) {
+		scfgLib.SigningKey, scfgLib.KeyID = l.pharmacyKey(), pharmacyKeyID
+	}
+	store := druglib.NewStore(scfgLib)
 	if _, err := store.Release(druglib.Default(), "pharmacist.alice", "pharmacist.bob"); err != nil {
 		return fmt.Errorf("release default drug library: %w", err)
 	}
@@ -190,7 +194,10 @@ func (l *Lab) start(ctx context.Context) error {
 
 	// The fleet.
 	libClient := &druglib.Client{BaseURL: l.LibServer.URL()}
-	fetch := func(ctx context.Context, url, hash string) (*druglib.Library, error) {
+	fetch := func(ctx context.Context, url, hash string) (*druglib.Bundle, error) {
+		if err := checkLabURL(url); err != nil {
+			return nil, err
+		}
 		b, err := libClient.Fetch(ctx, url)
 		if err != nil {
 			return nil, err
@@ -198,13 +205,14 @@ func (l *Lab) start(ctx context.Context) error {
 		if hash != "" && b.Hash != hash {
 			return nil, fmt.Errorf("library at %s hashes to %s, command said %s", url, b.Hash, hash)
 		}
-		return b.Library, nil
+		return b, nil
 	}
 	for i := 1; i <= t.Pumps; i++ {
 		id := lab.PumpID(i)
 		p := pump.New(pump.Config{ID: id, Clock: l.clk, Library: bundle.Library, LibraryHash: bundle.Hash,
 			CareArea: t.CareArea, Seed: uint64(t.Seed)*1000003 + uint64(i), Logger: l.log.With("pump", id),
 			Access: l.accessPolicy(id), Credentials: l.credentials(id), OnControl: l.onPumpControl,
+			LibrarySeq: bundle.Seq(), LibraryPolicy: l.libraryPolicy(), FirmwarePolicy: l.firmwarePolicy(),
 			RemoteStartAllowed: t.Posture.Weaknesses.RemoteStart.Enabled})
 		user, pass := l.brokerLogin(id)
 		ptls, err := l.mqttClientTLS(id)
@@ -212,7 +220,7 @@ func (l *Lab) start(ctx context.Context) error {
 			return err
 		}
 		a := pump.NewAgent(p, pump.AgentConfig{BrokerURL: l.Broker.URL(), StatusInterval: t.StatusInterval,
-			Logger: l.log.With("agent", id), LibraryFetcher: fetch, AwaitServer: true,
+			Logger: l.log.With("agent", id), BundleFetcher: fetch, AwaitServer: true,
 			ClientID: id, Username: user, Password: pass, TLS: ptls, CommandVerifier: l.commandVerifier()})
 		l.PumpModels[id], l.Agents[id] = p, a
 		l.pumpIDs = append(l.pumpIDs, id)

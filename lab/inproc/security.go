@@ -167,6 +167,16 @@ func (l *Lab) Compromise(ctx context.Context, identity string) (lab.Foothold, er
 			idPumpServer, idEMAR, idEHR, idAM)
 	}
 	f.MQTTUsername, f.MQTTPassword = l.brokerLogin(identity)
+	if identity == idPumpServer {
+		f.PushLibrary = func(ctx context.Context, version, url, hash string, pumpIDs ...string) (map[string]lab.LibraryPush, error) {
+			acks, err := l.Server.PushLibrary(ctx, version, url, hash, pumpIDs...)
+			out := make(map[string]lab.LibraryPush, len(acks))
+			for id, a := range acks {
+				out[id] = lab.LibraryPush{Result: a.Result, Code: a.Code, Reason: a.Reason}
+			}
+			return out, err
+		}
+	}
 	if identity == idEMAR {
 		f.Outbox = func(ctx context.Context) ([][]byte, error) {
 			var out [][]byte
