@@ -143,6 +143,9 @@ func (s *scoring) finish(dir, runID, labName string, t lab.Topology, gr types.Re
 		if sr.Failed() {
 			rs.Reason = strings.TrimSpace(sr.Failure.Message)
 		}
+		if why, ok := harness.NotApplicableReason(sr); ok {
+			rs.State, rs.Reason = report.StateNotApplicable, why
+		}
 		for _, e := range sr.ReportEntries {
 			rs.Entries = append(rs.Entries, report.Entry{Name: e.Name, Value: e.StringRepresentation()})
 		}
