@@ -2,8 +2,15 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrInterposeUnsupported is wrapped by Network.Interpose when the lab
+// cannot put the given proxy on the given link (the container lab re-points
+// only the BCMA -> pump-server link, and only at an address on its own
+// networks). A scenario that meets it can report Not Applicable.
+var ErrInterposeUnsupported = errors.New("interpose not supported on this lab for this link or proxy address")
 
 // Zone is a network zone of the hospital (REFERENCE.md §1.3, the lab's zone
 // model): each is its own network when the lab segments.

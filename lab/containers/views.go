@@ -329,7 +329,10 @@ type network struct{ l *Lab }
 // network: across segmented zones they do not.
 func (n network) Interpose(ctx context.Context, link lab.Link, proxyAddr string) (string, func() error, error) {
 	if link != lab.LinkBCMAToPumpServer {
-		return "", nil, fmt.Errorf("containers: interpose %s: only %s can be re-pointed in the container lab; place an attacker with lab.Zoned.AttackFrom", link, lab.LinkBCMAToPumpServer)
+		return "", nil, fmt.Errorf("containers: interpose %s: %w: only %s can be re-pointed in the container lab; place an attacker with lab.Zoned.AttackFrom", link, lab.ErrInterposeUnsupported, lab.LinkBCMAToPumpServer)
+	}
+	if host, _, err := net.SplitHostPort(proxyAddr); err != nil || n.l.zoneOfAddr(host) == "" {
+		return "", nil, fmt.Errorf("containers: interpose %s at %s: %w: the proxy must listen on the lab's networks (an attacker's proxy, lab.ZoneHost.Proxy), not on the host", link, proxyAddr, lab.ErrInterposeUnsupported)
 	}
 	name := "pumpserver:" + strconv.Itoa(PortIOC)
 	up, err := n.l.Host("pumpserver")
