@@ -330,8 +330,11 @@ func (r *toolRunner) labStarted(l lab.Lab, began time.Time) {
 		return
 	}
 	ev := labEvent{Time: began.UTC(), Ready: time.Now().UTC(), Event: "lab-start", Lab: r.labs, Provider: l.Provider(),
-		ClockSpeed: r.topo.Speed, LabTime: l.Clock().Now(), Pumps: l.Pumps(), Endpoints: eps,
+		ClockSpeed: r.topo.Speed, LabTime: l.Clock().Now(), Pumps: l.Pumps(),
 		PumpServerClientID: "pumpserver", MonitorUser: "monitor"}
+	for _, e := range eps {
+		ev.Endpoints = append(ev.Endpoints, labEndpoint{Name: e.Name, Protocol: e.Protocol, Address: e.Address, Purpose: e.Purpose})
+	}
 	b, _ := json.Marshal(ev)
 	r.events.Write(append(b, '\n'))
 }
@@ -340,19 +343,27 @@ func (r *toolRunner) labStarted(l lab.Lab, began time.Time) {
 type labEvent struct {
 	// Time is when the lab began starting (its start-up traffic follows);
 	// Ready when it was up.
-	Time       time.Time      `json:"time"`
-	Ready      time.Time      `json:"ready"`
-	Event      string         `json:"event"`
-	Lab        int            `json:"lab"`
-	Provider   string         `json:"provider"`
-	ClockSpeed float64        `json:"clock_speed"`
-	LabTime    time.Time      `json:"lab_time"`
-	Pumps      []string       `json:"pumps"`
-	Endpoints  []lab.Endpoint `json:"endpoints"`
+	Time       time.Time     `json:"time"`
+	Ready      time.Time     `json:"ready"`
+	Event      string        `json:"event"`
+	Lab        int           `json:"lab"`
+	Provider   string        `json:"provider"`
+	ClockSpeed float64       `json:"clock_speed"`
+	LabTime    time.Time     `json:"lab_time"`
+	Pumps      []string      `json:"pumps"`
+	Endpoints  []labEndpoint `json:"endpoints"`
 	// PumpServerClientID is the pump server's MQTT client id, MonitorUser
 	// the broker's read-only identity for monitoring tools.
 	PumpServerClientID string `json:"pump_server_client_id"`
 	MonitorUser        string `json:"monitor_user"`
+}
+
+// labEndpoint is lab.Endpoint in lab-events.jsonl.
+type labEndpoint struct {
+	Name     string `json:"name"`
+	Protocol string `json:"protocol"`
+	Address  string `json:"address"`
+	Purpose  string `json:"purpose,omitempty"`
 }
 
 // stepEnded lets the capture keep the ports of the attack's connections.
