@@ -175,3 +175,21 @@ func (h *zoneHost) ProxyStats(ctx context.Context) (lab.ProxyCounters, error) {
 	}
 	return lab.ProxyCounters{Connections: s.Connections, Forwarded: s.Forwarded, Changed: s.Changed}, nil
 }
+
+var _ lab.Adversary = (*Lab)(nil)
+
+// Compromise implements lab.Adversary. The container lab runs no PKI and no
+// broker logins (those controls are the in-process lab's), so a foothold on
+// any identity holds the broker's address and nothing else: no client
+// certificate, no password.
+func (l *Lab) Compromise(ctx context.Context, identity string) (lab.Foothold, error) {
+	known := []string{"pumpserver", "emar-bcma", "ehr", "alarm-manager"}
+	if !slices.Contains(known, identity) && !slices.Contains(l.pumpIDs, identity) {
+		return lab.Foothold{}, fmt.Errorf("containers: compromise %q: not a service (%v) or a pump of the lab", identity, known)
+	}
+	b, err := l.Host("broker")
+	if err != nil {
+		return lab.Foothold{}, err
+	}
+	return lab.Foothold{Identity: identity, MQTTURL: "tcp://" + net.JoinHostPort(b, strconv.Itoa(PortMQTT))}, nil
+}
