@@ -367,6 +367,12 @@ func BuildImage(ctx context.Context, bin string) (Image, error) {
 		},
 	}}
 	if _, err := p.BuildImage(ctx, req); err != nil {
+		// An interrupted build leaves an untagged image with the label.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if perr := pruneDangling(pctx); perr != nil {
+			err = errors.Join(err, perr)
+		}
 		return Image{}, fmt.Errorf("containers: build image %s: %w\n%s", ref, err, tail(logb.String()))
 	}
 	built = append(built, ref)
@@ -375,6 +381,25 @@ func BuildImage(ctx context.Context, bin string) (Image, error) {
 		return Image{}, fmt.Errorf("containers: image %s after build: %w", ref, err)
 	}
 	return Image{Tag: ref, Size: in.Size, Built: true, Took: time.Since(start)}, nil
+}
+
+// pruneDangling removes the untagged images with the lab's label.
+func pruneDangling(ctx context.Context) error {
+	c, err := dockerClient(ctx)
+	if err != nil {
+		return err
+	}
+	is, err := c.ImageList(ctx, client.ImageListOptions{Filters: client.Filters{}.Add("label", LabelLab).Add("dangling", "true")})
+	if err != nil {
+		return fmt.Errorf("containers: list untagged images: %w", err)
+	}
+	var errs []error
+	for _, im := range is.Items {
+		if _, err := c.ImageRemove(ctx, im.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil && !isNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // RemoveImage removes the lab's image.
