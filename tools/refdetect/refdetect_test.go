@@ -351,3 +351,27 @@ func TestServicePortSession(t *testing.T) {
 		t.Fatalf("assets %v do not name the pump", got[0].Assets)
 	}
 }
+
+// TestAlarmBurstAndSpoofedPCD04: a burst the pump server forwards slowly is
+// no suppression while PCD-04s keep flowing; a PCD-04 for an alarm the pump
+// never raised is spoofed.
+func TestAlarmBurstAndSpoofedPCD04(t *testing.T) {
+	w := newWire(t)
+	p1 := w.mqttClient("PUMP-0001")
+	p2 := w.mqttClient("PUMP-0002")
+	w.publish(p1, "PUMP-0001", pumpwire.KindAlarm, "PUMP-0001", "b1", pumpwire.Alarm{AlarmID: "PUMP-0001-A1", Code: "battery_low", Phase: "start", Priority: "PL", Type: "ST"})
+	w.publish(p2, "PUMP-0002", pumpwire.KindAlarm, "PUMP-0002", "b2", pumpwire.Alarm{AlarmID: "PUMP-0002-A1", Code: "battery_low", Phase: "start", Priority: "PL", Type: "ST"})
+	// PUMP-0001's PCD-04 arrives in time (the deadline is 60 lab s, 1 s
+	// at x60), PUMP-0002's after its first deadline: the link is busy.
+	w.now = w.now.Add(500 * time.Millisecond)
+	w.hl7(amPort, hl7.BuildAlert(hl7.Alert{Header: hl7.Header{ControlID: "AM1"}, AlertID: "PUMP-0001-A1", PumpID: "PUMP-0001", Phase: hl7.PhaseStart, State: hl7.StateActive, Priority: "PL", Type: "ST"}))
+	w.now = w.now.Add(1000 * time.Millisecond)
+	w.eng.Tick(w.now)
+	w.hl7(amPort, hl7.BuildAlert(hl7.Alert{Header: hl7.Header{ControlID: "AM2"}, AlertID: "PUMP-0002-A1", PumpID: "PUMP-0002", Phase: hl7.PhaseStart, State: hl7.StateActive, Priority: "PL", Type: "ST"}))
+	w.now = w.now.Add(10 * time.Second)
+	w.eng.Tick(w.now)
+	want(t, w.only())
+	// A PCD-04 for an alarm id PUMP-0002 never published.
+	w.hl7(amPort, hl7.BuildAlert(hl7.Alert{Header: hl7.Header{ControlID: "X1"}, AlertID: "PUMP-0002-A9", PumpID: "PUMP-0002", Phase: hl7.PhaseStart, State: hl7.StateActive, Priority: "PH", Type: "SP"}))
+	want(t, w.only(), ruleSpoofedAlarm)
+}

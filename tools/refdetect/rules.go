@@ -41,6 +41,7 @@ const (
 	ruleAlarmSuppress  = "alarm-not-forwarded"
 	ruleSpoofedDoc     = "pcd10-without-pump-event"
 	ruleSpoofedStatus  = "pcd01-differs-from-pump"
+	ruleSpoofedAlarm   = "pcd04-without-pump-alarm"
 	ruleServicePort    = "service-port-session"
 )
 
@@ -74,7 +75,7 @@ func (c Config) withDefaults() Config {
 		c.SuppressAfter = 60 * time.Second
 	}
 	if c.MinSuppressWall <= 0 {
-		c.MinSuppressWall = 400 * time.Millisecond
+		c.MinSuppressWall = 800 * time.Millisecond
 	}
 	if c.FloodCount <= 0 {
 		c.FloodCount = 8
@@ -122,6 +123,7 @@ type pumpAlarm struct {
 type pendingAlarm struct {
 	pump, alarmID, code string
 	since               time.Time
+	waits               int // deadlines extended because the link was busy
 }
 
 type expected struct {
@@ -158,11 +160,13 @@ type Engine struct {
 	expect     map[string]expected // pump/channel -> rate of the last legitimate program
 	said       map[string]time.Time
 	lastPCD04  map[string]time.Time  // pump -> last PCD-04 to the alarm manager
+	anyPCD04   time.Time             // last PCD-04 of any pump to the alarm manager
 	acked      map[string]bool       // HL7 control ids acknowledged AA/CA
 	patient    map[string]string     // pump -> patient of its running infusion
 	events     map[string]bool       // pump/message id of the pumps' own events
 	rates      map[string][2]float64 // pump/channel -> last two rates the pump reported
 	service    map[uint16]string     // server port -> name, of service (telnet-style) endpoints
+	seenAlarm  map[string]bool       // pump/alarm id of every alarm a pump published
 }
 
 // NewEngine returns an engine; approved answers whether a drug-library hash
@@ -177,9 +181,9 @@ func (e *Engine) reset() {
 	e.known, e.pumps, e.roles = map[string]bool{}, map[string]bool{}, map[uint16]string{}
 	e.online, e.orders, e.controlIDs, e.msgIDs = map[string]string{}, map[string]order{}, map[string]time.Time{}, map[string]bool{}
 	e.alarms, e.pending, e.starts, e.floodUntil = map[string]map[string]pumpAlarm{}, map[string]pendingAlarm{}, map[string][]time.Time{}, map[string]time.Time{}
-	e.expect, e.said, e.lastPCD04 = map[string]expected{}, map[string]time.Time{}, map[string]time.Time{}
+	e.expect, e.said, e.lastPCD04, e.anyPCD04 = map[string]expected{}, map[string]time.Time{}, map[string]time.Time{}, time.Time{}
 	e.acked, e.patient, e.events = map[string]bool{}, map[string]string{}, map[string]bool{}
-	e.rates, e.service = map[string][2]float64{}, map[uint16]string{}
+	e.rates, e.service, e.seenAlarm = map[string][2]float64{}, map[uint16]string{}, map[string]bool{}
 }
 
 // Lab takes a lab-start event: a new hospital, a new inventory.
@@ -429,6 +433,7 @@ func (e *Engine) library(t time.Time, pump, hash, version string, src []string, 
 // pumpAlarm follows the pump's own alarms: a start must reach the alarm
 // manager as PCD-04; many starts are a flood.
 func (e *Engine) pumpAlarm(t time.Time, pump string, a pumpwire.Alarm) {
+	e.seenAlarm[pump+"/"+a.AlarmID] = true
 	if e.alarms[pump] == nil {
 		e.alarms[pump] = map[string]pumpAlarm{}
 	}
@@ -521,6 +526,7 @@ func (e *Engine) hl7(t time.Time, h *half, serverPort uint16, m *hl7.Message, ra
 			return
 		}
 		e.lastPCD04[a.PumpID] = t
+		e.anyPCD04 = t
 		for k, p := range e.pending {
 			if p.pump == a.PumpID {
 				delete(e.pending, k)
@@ -535,9 +541,13 @@ func (e *Engine) hl7(t time.Time, h *half, serverPort uint16, m *hl7.Message, ra
 					Text: fmt.Sprintf("PCD-04 ends alarm %s of %s while the pump still reports it active", a.AlertID, a.PumpID)})
 			}
 		case hl7.PhaseStart:
-			// The pump server also raises alarms of its own (communication
-			// lost), so a PCD-04 without a pump alarm is no alert by itself;
-			// it counts towards a flood.
+			// The pump server forwards the pump's alarms under the pump's
+			// alarm id; an alarm id the pump never published is spoofed.
+			if e.pumps[a.PumpID] && a.AlertID != "" && !e.seenAlarm[a.PumpID+"/"+a.AlertID] {
+				e.alert(t, ruleSpoofedAlarm+"/"+a.PumpID, Alert{Assets: append([]string{a.PumpID, "alarm-manager"}, src...), Addresses: addr(h.tuple),
+					Techniques: []string{"T0856", "T0815"}, Category: ruleSpoofedAlarm, Severity: "medium",
+					Text: fmt.Sprintf("PCD-04 alarm %s (%s) for %s, an alarm the pump never published", a.AlertID, a.EventText, a.PumpID)})
+			}
 			e.countStart(t, a.PumpID, "PCD-04 to the alarm manager")
 		}
 	}
@@ -602,13 +612,21 @@ func differs(got, want float64) bool {
 func (e *Engine) Tick(now time.Time) {
 	after := max(e.wall(e.cfg.SuppressAfter), e.cfg.MinSuppressWall)
 	for k, p := range e.pending {
-		if now.Sub(p.since) < after {
+		if now.Sub(p.since) < after*time.Duration(p.waits+1) {
+			continue
+		}
+		if last, ok := e.lastPCD04[p.pump]; ok && !last.Before(p.since) {
+			delete(e.pending, k)
+			continue
+		}
+		// PCD-04s of other pumps still reach the alarm manager: the pump
+		// server is working through a burst; wait up to three more periods.
+		if e.anyPCD04.After(p.since) && p.waits < 3 {
+			p.waits++
+			e.pending[k] = p
 			continue
 		}
 		delete(e.pending, k)
-		if last, ok := e.lastPCD04[p.pump]; ok && !last.Before(p.since) {
-			continue
-		}
 		e.alert(now, ruleAlarmSuppress+"/"+p.pump, Alert{Assets: []string{p.pump, "alarm-manager", "pumpserver"},
 			Techniques: []string{"T0878", "T0804"}, Tactics: []string{"TA0107"}, Category: ruleAlarmSuppress,
 			Text: fmt.Sprintf("alarm %s (%s) of %s reached no alarm manager (no PCD-04) within %s", p.alarmID, p.code, p.pump, after)})
