@@ -375,3 +375,19 @@ func TestAlarmBurstAndSpoofedPCD04(t *testing.T) {
 	w.hl7(amPort, hl7.BuildAlert(hl7.Alert{Header: hl7.Header{ControlID: "X1"}, AlertID: "PUMP-0002-A9", PumpID: "PUMP-0002", Phase: hl7.PhaseStart, State: hl7.StateActive, Priority: "PH", Type: "SP"}))
 	want(t, w.only(), ruleSpoofedAlarm)
 }
+
+func TestCommandTechniques(t *testing.T) {
+	for _, c := range []struct {
+		cmd  pumpwire.Command
+		want string
+	}{
+		{pumpwire.Command{Op: pumpwire.OpSetRate}, "T0855 T0848 T0836 T0831"},
+		{pumpwire.Command{Op: pumpwire.OpConfig, Settings: map[string]string{pumpwire.SetOcclusionThreshold: "1200"}}, "T0855 T0848 T0836 T0838 T0837"},
+		{pumpwire.Command{Op: pumpwire.OpConfig, Settings: map[string]string{pumpwire.SetServerAddress: "tcp://127.0.0.1:1"}}, "T0855 T0848 T0836 T0815"},
+		{pumpwire.Command{Op: pumpwire.OpStatusRequest}, "T0855 T0848"},
+	} {
+		if got := strings.Join(commandTechniques(c.cmd), " "); got != c.want {
+			t.Errorf("%s %v: %s, want %s", c.cmd.Op, c.cmd.Settings, got, c.want)
+		}
+	}
+}

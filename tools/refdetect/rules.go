@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -316,13 +317,7 @@ func (e *Engine) publish(t time.Time, h *half, id string, p mqttPacket) {
 		}
 		e.msgIDs[key] = true
 		if id != e.server {
-			tech := []string{"T0855", "T0848"}
-			if cmd.Op == pumpwire.OpProgram || cmd.Op == pumpwire.OpStart || cmd.Op == pumpwire.OpStop || cmd.Op == pumpwire.OpPause {
-				tech = append(tech, "T0836", "T0831")
-			}
-			if cmd.Op == pumpwire.OpActivateLib || cmd.Op == pumpwire.OpFirmware {
-				tech = append(tech, "T0843")
-			}
+			tech := commandTechniques(cmd)
 			e.alert(t, ruleRogueCommand+"/"+pump+"/"+cmd.Op, Alert{Assets: append([]string{pump}, src...), Addresses: addr(h.tuple),
 				Techniques: tech, Tactics: []string{"TA0106"}, Category: ruleRogueCommand,
 				Text: fmt.Sprintf("pump command %q to %s published by MQTT client %q, not the pump server %q", cmd.Op, pump, id, e.server)})
@@ -362,6 +357,41 @@ func (e *Engine) publish(t time.Time, h *half, id string, p mqttPacket) {
 			}
 		}
 	}
+}
+
+// commandTechniques are the techniques of a pump command sent by someone
+// other than the pump server: an unauthorized command message from a rogue
+// master, plus what the operation does.
+func commandTechniques(cmd pumpwire.Command) []string {
+	tech := []string{"T0855", "T0848"}
+	add := func(ts ...string) {
+		for _, t := range ts {
+			if !slices.Contains(tech, t) {
+				tech = append(tech, t)
+			}
+		}
+	}
+	switch cmd.Op {
+	case pumpwire.OpProgram, pumpwire.OpStart, pumpwire.OpStop, pumpwire.OpPause, pumpwire.OpSetRate:
+		add("T0836", "T0831")
+	case pumpwire.OpActivateLib, pumpwire.OpFirmware:
+		add("T0843", "T0836")
+	case pumpwire.OpClearAlarm:
+		add("T0878")
+	case pumpwire.OpConfig:
+		add("T0836")
+		for k := range cmd.Settings {
+			switch k {
+			case pumpwire.SetOcclusionThreshold, pumpwire.SetAirInLine:
+				add("T0838", "T0837") // modify alarm settings, loss of protection
+			case pumpwire.SetFlowCalibration:
+				add("T0831", "T0832") // delivery differs from what the pump shows
+			case pumpwire.SetServerAddress:
+				add("T0815") // the pump leaves the pump server's view
+			}
+		}
+	}
+	return tech
 }
 
 // program notes a legitimate program of the pump server: the pump's next
