@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -372,13 +373,15 @@ func (r *toolRunner) stepEnded(s score.Step) {
 		return
 	}
 	for _, c := range s.Correlation {
-		if rest, ok := strings.CutPrefix(c, "tcp:"); ok {
-			a, b, _ := strings.Cut(rest, "->")
+		// tcp:a:p->b:p, mllp:h:p, service-port:h:p, ...: every address.
+		for _, a := range addrRE.FindAllString(c, -1) {
 			r.capture.AllowAddr(a)
-			r.capture.AllowAddr(b)
 		}
 	}
 }
+
+// addrRE finds host:port addresses (IPv4 or [IPv6]) in a correlation id.
+var addrRE = regexp.MustCompile(`(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}`)
 
 // finish stops the during tools, closes the capture, runs the after tools
 // on it, writes the labels and returns the notes of the whole run.

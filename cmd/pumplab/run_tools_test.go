@@ -224,3 +224,10 @@ func TestLineWatcher(t *testing.T) {
 		t.Fatalf("matches %d, want 1", n)
 	}
 }
+
+func TestAddrRE(t *testing.T) {
+	got := addrRE.FindAllString("tcp:127.0.0.1:45576->127.0.0.1:45229 service-port:127.0.0.1:2424 mllp:[::1]:99 mqtt-client:PUMP-0001", -1)
+	if strings.Join(got, " ") != "127.0.0.1:45576 127.0.0.1:45229 127.0.0.1:2424 [::1]:99" {
+		t.Fatalf("addresses %q", got)
+	}
+}

@@ -391,3 +391,16 @@ func TestCommandTechniques(t *testing.T) {
 		}
 	}
 }
+
+func TestServicePortTextSession(t *testing.T) {
+	w := newWire(t)
+	p := w.connect(2424) // a port the lab did not list
+	w.packet(2424, p, capture.FlagPSH|capture.FlagACK, []byte("OK pumplab service port PUMP-0002 LVP-9 fw1.2: LOGIN user code\r\n"))
+	got := append([]Alert(nil), w.alerts...)
+	want(t, w.only(), ruleServicePort)
+	if got[0].Assets[0] != "PUMP-0002" || got[0].Assets[1] != "service-port:127.0.0.1:2424" {
+		t.Fatalf("assets %v", got[0].Assets)
+	}
+	w.packet(p, 2424, capture.FlagPSH|capture.FlagACK, []byte("LOGIN service 0000\r\n"))
+	want(t, w.only()) // one alert per session and lab minute
+}

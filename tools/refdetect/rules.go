@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -683,6 +684,48 @@ func (e *Engine) opened(t time.Time, tuple string, dstPort uint16) {
 	e.alert(t, ruleServicePort+"/"+tuple, Alert{Assets: assets, Addresses: addr(tuple), Techniques: []string{"T0886", "T0891", "T0812"},
 		Tactics: []string{"TA0108"}, Category: ruleServicePort,
 		Text: fmt.Sprintf("connection to the service port %s from %s", name, addr(tuple))})
+}
+
+var pumpIDRE = regexp.MustCompile(`PUMP-\d{4}`)
+
+// text takes a line of a text protocol: a service-port banner or login
+// is a service-port session.
+func (e *Engine) text(t time.Time, h *half, line string) {
+	c := h.conn
+	server := c.client != "" && c.client != h.tuple
+	if id := pumpIDRE.FindString(line); id != "" && server && c.pump == "" {
+		c.pump = id
+	}
+	up := strings.ToUpper(line)
+	login := !server && (strings.HasPrefix(up, "LOGIN") || strings.HasPrefix(up, "USER "))
+	banner := server && strings.Contains(strings.ToLower(line), "service port")
+	if !login && !banner {
+		return
+	}
+	client := c.client
+	if client == "" {
+		client = h.tuple
+	}
+	rest := strings.TrimPrefix(client, "tcp:")
+	_, srv, _ := cut(rest, "->")
+	assets := []string{"service-port:" + srv, client}
+	if c.pump != "" {
+		assets = append([]string{c.pump}, assets...)
+	}
+	what := "a service-port banner"
+	if login {
+		what = "a login"
+	}
+	e.alert(t, ruleServicePort+"/"+client, Alert{Assets: assets, Addresses: addr(client), Techniques: []string{"T0886", "T0891", "T0812"},
+		Tactics: []string{"TA0108"}, Category: ruleServicePort,
+		Text: fmt.Sprintf("%s on the service port %s of %s from %s", what, srv, orUnknown(c.pump), strings.Join(addr(client), ""))})
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "an unknown device"
+	}
+	return s
 }
 
 // closed is called when a connection direction ends.

@@ -33,6 +33,7 @@ type half struct {
 // conn pairs the two directions; the MQTT client id of the connection is
 // learned from the CONNECT of its client direction.
 type conn struct {
+	pump     string // pump id a service-port banner named
 	clientID string
 	user     string
 	client   string // tuple of the client->server direction
@@ -53,6 +54,7 @@ type sink interface {
 	hl7(t time.Time, h *half, serverPort uint16, m *hl7.Message, raw []byte)
 	closed(t time.Time, h *half)
 	opened(t time.Time, tuple string, dstPort uint16)
+	text(t time.Time, h *half, line string)
 }
 
 func newReassembler(out sink) *reassembler {
@@ -190,6 +192,8 @@ func (r *reassembler) parse(t time.Time, h *half, dstPort uint16) {
 			}
 		case h.buf[0]>>4 == mqttConnect:
 			return // wait for the protocol name
+		case isText(h.buf):
+			h.proto = "text" // a line protocol: a telnet-style service port
 		default:
 			// The server direction of an MQTT connection starts with
 			// CONNACK (0x20); it is MQTT when the other direction is.
@@ -243,7 +247,36 @@ func (r *reassembler) parse(t time.Time, h *half, dstPort uint16) {
 			}
 			h.buf = h.buf[start+end+2:]
 		}
+	case "text":
+		for {
+			i := bytes.IndexByte(h.buf, '\n')
+			if i < 0 {
+				if len(h.buf) > 4096 {
+					h.buf = h.buf[:0]
+				}
+				return
+			}
+			r.out.text(t, h, string(bytes.TrimRight(h.buf[:i], "\r")))
+			h.buf = h.buf[i+1:]
+		}
 	default:
 		h.buf = h.buf[:0]
 	}
+}
+
+// isText reports whether a stream starts with a line of printable ASCII
+// (at least 4 bytes), as a telnet-style protocol does.
+func isText(b []byte) bool {
+	if len(b) < 4 {
+		return false
+	}
+	for i, c := range b {
+		if c == '\n' || c == '\r' {
+			return i >= 2
+		}
+		if c < 0x20 || c > 0x7e || i > 256 {
+			return false
+		}
+	}
+	return true
 }
