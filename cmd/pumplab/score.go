@@ -166,6 +166,9 @@ func (s *scoring) finish(dir, runID, labName string, t lab.Topology, gr types.Re
 	if err := report.Write(dir, sc, steps, alerts); err != nil {
 		return sc, notes, err
 	}
+	if err := writeLatency(dir, s.run.Latencies()); err != nil {
+		return sc, notes, err
+	}
 	return sc, notes, nil
 }
 
