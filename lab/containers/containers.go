@@ -234,7 +234,7 @@ func (l *Lab) start(ctx context.Context) error {
 			// Gateways relay to upstreams by address, so that their own
 			// aliases never resolve to themselves.
 			for _, r := range s.Routes {
-				up, ok := l.roles[r.Upstream]
+				up, ok := l.role(r.Upstream)
 				if !ok {
 					return "", nil, nil, fmt.Errorf("gateway %s: route %s: no %s container", s.Name, r.Name, r.Upstream)
 				}
@@ -333,7 +333,6 @@ func (l *Lab) subnets() []string {
 func (l *Lab) startAll(ctx context.Context, n int, spec func(i int) (string, []string, map[lab.Zone][]string, error)) error {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
-	var mu sync.Mutex
 	for i := range n {
 		name, args, aliases, err := spec(i)
 		if err != nil {
@@ -347,13 +346,21 @@ func (l *Lab) startAll(ctx context.Context, n int, spec func(i int) (string, []s
 				errs[i] = fmt.Errorf("%s: %w", name, err)
 				return
 			}
-			mu.Lock()
+			l.mu.Lock()
 			l.roles[name] = r
-			mu.Unlock()
+			l.mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// role returns a running container by name.
+func (l *Lab) role(name string) (*role, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.roles[name]
+	return r, ok
 }
 
 // zoneOrder puts a role's home zone first.

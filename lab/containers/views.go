@@ -22,7 +22,7 @@ var Implemented = []string{posture.Segmentation}
 const poll = 100 * time.Millisecond
 
 func (l *Lab) call(ctx context.Context, role, method string, in, out any) error {
-	r, ok := l.roles[role]
+	r, ok := l.role(role)
 	if !ok {
 		return fmt.Errorf("containers: the lab runs no %s", role)
 	}
@@ -78,7 +78,7 @@ func (l *Lab) Network() lab.Network { return network{l} }
 // the lab's networks, reachable from this host only.
 func (l *Lab) Endpoints() []lab.Endpoint {
 	ip := func(r string) string {
-		if x, ok := l.roles[r]; ok {
+		if x, ok := l.role(r); ok {
 			return x.ip[x.networks[0]]
 		}
 		return ""
@@ -97,6 +97,7 @@ func (l *Lab) Endpoints() []lab.Endpoint {
 			Address: fmt.Sprintf("%s:%d-%d", ip("fleet"), ServicePortBase+1, ServicePortBase+len(l.pumpIDs)),
 			Purpose: "legacy weakness: telnet-style comm-module service port of pump i at " + strconv.Itoa(ServicePortBase) + "+i"})
 	}
+	l.mu.Lock()
 	names := make([]string, 0, len(l.roles))
 	for n := range l.roles {
 		names = append(names, n)
@@ -106,6 +107,7 @@ func (l *Lab) Endpoints() []lab.Endpoint {
 		eps = append(eps, lab.Endpoint{Name: "control-" + n, Protocol: "http", Address: l.roles[n].api.Base,
 			Purpose: "control API of the " + n + " container (POST /v1/METHOD), zone " + string(l.roles[n].zone)})
 	}
+	l.mu.Unlock()
 	return eps
 }
 
@@ -128,7 +130,7 @@ func (l *Lab) Evidence(ctx context.Context) ([]lab.Evidence, error) {
 	out := append([]lab.Evidence(nil), l.ev...)
 	l.mu.Unlock()
 	for _, g := range []string{"gw-mllp", "gw-mqtt"} {
-		if _, ok := l.roles[g]; !ok {
+		if _, ok := l.role(g); !ok {
 			continue
 		}
 		var ev labapi.EvidenceList

@@ -22,7 +22,7 @@ func (l *Lab) Segmented() bool { return l.seg }
 
 // Host implements lab.Zoned: the system's address on its home network.
 func (l *Lab) Host(system string) (string, error) {
-	r, ok := l.roles[system]
+	r, ok := l.role(system)
 	if !ok || system == "gw-mllp" || system == "gw-mqtt" {
 		return "", fmt.Errorf("containers: no system %q (want fleet, pumpserver, broker, ehr, emar, alarms or druglib)", system)
 	}
