@@ -51,35 +51,78 @@ func (c *configChannel) Close() error { return c.m.Close() }
 // and returns the pump's answer: the pump server's login may read the
 // pump's cmd/ack topic, so the attacker awaits it instead of guessing.
 func (c *configChannel) command(ctx context.Context, pumpID string, cmd pumpwire.Command) (pumpwire.CommandAck, error) {
-	if cmd.CmdID == "" {
-		cmd.CmdID = fmt.Sprintf("%s-%s-%s", c.m.ClientID(), cmd.Op, pumpID)
-	}
-	acks, err := c.m.Sniff(ctx, pumpwire.Topic(pumpID, pumpwire.KindAck), 1)
+	p, err := c.send(ctx, pumpID, cmd)
 	if err != nil {
 		return pumpwire.CommandAck{}, err
 	}
-	defer func() { _ = acks.Stop(context.WithoutCancel(ctx)) }()
-	if _, err := c.m.ForgeCommand(ctx, pumpID, cmd); err != nil {
-		return pumpwire.CommandAck{}, err
-	}
-	var ack pumpwire.CommandAck
-	_, err = acks.WaitFor(ctx, func(m attack.Message) bool {
-		env, err := pumpwire.DecodeEnvelope(m.Payload)
-		if err != nil {
-			return false
-		}
-		var a pumpwire.CommandAck
-		if json.Unmarshal(env.Body, &a) != nil || a.CmdID != cmd.CmdID {
-			return false
-		}
-		ack = a
-		return true
-	})
+	defer p.stop(ctx)
+	ack, err := p.wait(ctx)
 	if err != nil {
 		return ack, fmt.Errorf("%s %s: no answer from the pump: %w", cmd.Op, pumpID, err)
 	}
 	return ack, nil
 }
+
+// pendingCmd is a command sent whose answer is awaited on the pump's
+// cmd/ack topic.
+type pendingCmd struct {
+	cmdID string
+	acks  *attack.Sniffer
+}
+
+// send subscribes to the pump's answers, then publishes cmd.
+func (c *configChannel) send(ctx context.Context, pumpID string, cmd pumpwire.Command) (*pendingCmd, error) {
+	if cmd.CmdID == "" {
+		cmd.CmdID = fmt.Sprintf("%s-%s-%s", c.m.ClientID(), cmd.Op, pumpID)
+	}
+	acks, err := c.m.Sniff(ctx, pumpwire.Topic(pumpID, pumpwire.KindAck), 1)
+	if err != nil {
+		return nil, err
+	}
+	p := &pendingCmd{cmdID: cmd.CmdID, acks: acks}
+	if _, err := c.m.ForgeCommand(ctx, pumpID, cmd); err != nil {
+		p.stop(ctx)
+		return nil, err
+	}
+	return p, nil
+}
+
+// answer returns the pump's answer if it came.
+func (p *pendingCmd) answer() (pumpwire.CommandAck, bool) {
+	for _, m := range p.acks.Messages() {
+		if a, ok := p.match(m); ok {
+			return a, true
+		}
+	}
+	return pumpwire.CommandAck{}, false
+}
+
+func (p *pendingCmd) match(m attack.Message) (pumpwire.CommandAck, bool) {
+	env, err := pumpwire.DecodeEnvelope(m.Payload)
+	if err != nil {
+		return pumpwire.CommandAck{}, false
+	}
+	var a pumpwire.CommandAck
+	if json.Unmarshal(env.Body, &a) != nil || a.CmdID != p.cmdID {
+		return pumpwire.CommandAck{}, false
+	}
+	return a, true
+}
+
+// wait awaits the pump's answer.
+func (p *pendingCmd) wait(ctx context.Context) (pumpwire.CommandAck, error) {
+	var ack pumpwire.CommandAck
+	_, err := p.acks.WaitFor(ctx, func(m attack.Message) bool {
+		a, ok := p.match(m)
+		if ok {
+			ack = a
+		}
+		return ok
+	})
+	return ack, err
+}
+
+func (p *pendingCmd) stop(ctx context.Context) { _ = p.acks.Stop(context.WithoutCancel(ctx)) }
 
 // ATK-16 Direct reprogramming of a running infusion via the comm-module
 // command channel (REFERENCE.md §3.1): with the pump server's broker login
