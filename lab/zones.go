@@ -46,6 +46,10 @@ type Zoned interface {
 	// when the fleet does not expose it. (Same signature as
 	// Biomed.ServicePort.)
 	ServicePort(ctx context.Context, pumpID string) (string, error)
+	// Subnets are the CIDRs of the lab's networks: what a host-side attack
+	// helper's safety rail must allow (attack.Targets.AddLab) to reach the
+	// lab's addresses.
+	Subnets() []string
 	// AttackFrom places an attacker host in zone and returns it.
 	AttackFrom(ctx context.Context, zone Zone) (ZoneHost, error)
 }

@@ -140,7 +140,8 @@ func serveFleet(ctx context.Context, rf *roleFlags, args []string, stdout, stder
 	ramp := fs.Duration("ramp", 0, "spread the connections over this wall duration")
 	libURL := fs.String("druglib", "", "drug-library server URL the pumps fetch new libraries from; empty: none")
 	awaitServer := fs.Bool("await-server", false, "pumps wait for the pump server's presence before publishing")
-	nurse := fs.Bool("nurse", false, "run the bedside nurse model: confirm auto-programmed infusions, clear alarms")
+	nurse := fs.Bool("nurse", false, "run the bedside nurse model: confirm auto-programmed infusions")
+	nurseClear := fs.Bool("nurse-clear", false, "the bedside nurse also clears alarms at the pump on her own (without a phone dispatch)")
 	confirm := fs.Duration("nurse-confirm", 20*time.Second, "nurse: median time to confirm a program (lab time)")
 	clear := fs.Duration("nurse-alarm", 45*time.Second, "nurse: median time to clear an alarm at the pump (lab time)")
 	sigma := fs.Float64("nurse-sigma", 0.4, "nurse: log-normal spread")
@@ -175,6 +176,9 @@ func serveFleet(ctx context.Context, rf *roleFlags, args []string, stdout, stder
 	}
 	defer f.Close()
 	if *nurse {
+		if !*nurseClear {
+			*clear = 0
+		}
 		nm := newBedsideNurse(f, clk, rf.seed, *confirm, *clear, *sigma, *override, log)
 		defer nm.close()
 	}

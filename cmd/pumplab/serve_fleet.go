@@ -103,6 +103,32 @@ func (f *fleet) methods() map[string]labapi.Handler {
 			}
 			return struct{}{}, p.Stop(r.Channel, r.User)
 		},
+		"clear-alarm": func(ctx context.Context, in json.RawMessage) (any, error) {
+			p, r, err := ch(in)
+			if err != nil {
+				return nil, err
+			}
+			if r.AlarmID == "" || r.User == "" {
+				return nil, fmt.Errorf("clear-alarm: alarm_id and user are required")
+			}
+			var onCh string
+			for _, a := range p.Alarms() {
+				if a.AlarmID == r.AlarmID {
+					onCh = a.Channel
+				}
+			}
+			if err := p.ClearAlarm(r.AlarmID, r.User); err != nil {
+				return nil, err
+			}
+			if onCh != "" {
+				if s, err := p.Snapshot(onCh); err == nil && s.State == pump.ChPaused {
+					if err := p.Resume(onCh, r.User); err != nil {
+						return nil, fmt.Errorf("alarm cleared, resume refused: %w", err)
+					}
+				}
+			}
+			return struct{}{}, nil
+		},
 		"set-ordered": func(ctx context.Context, in json.RawMessage) (any, error) {
 			p, r, err := ch(in)
 			if err != nil {
@@ -125,9 +151,11 @@ func layer(s pump.Setting) lab.Layer {
 }
 
 // bedsideNurse is the nurse at the pumps: she confirms auto-programmed
-// infusions (overriding soft limits with a reason) and clears alarms at the
-// pump and resumes, each after a log-normal lab latency from the seed. The
-// nurse answering the phone lives with the alarm manager's communicators.
+// infusions (overriding soft limits with a reason) and, with --nurse-clear,
+// clears alarms at the pump and resumes, each after a log-normal lab latency
+// from the seed. In the container lab the nurse answering the phone lives
+// with the alarm manager's communicators, and the host walks her to the
+// pump once she accepted (clear-alarm).
 type bedsideNurse struct {
 	clk     clock.Clock
 	lat     *lognormal
@@ -175,7 +203,7 @@ func (n *bedsideNurse) onPump(p *pump.Pump, o pump.Output) {
 			}
 		})
 	}
-	if a := o.Alarm; a != nil && a.Phase == "start" {
+	if a := o.Alarm; a != nil && a.Phase == "start" && n.clear > 0 {
 		id, ch := a.AlarmID, a.Channel
 		n.at(n.clear, func() {
 			if err := p.ClearAlarm(id, bedsideUser); err != nil {

@@ -115,6 +115,8 @@ type Lab struct {
 	foothold map[lab.Zone]*zoneHost
 	ev       []lab.Evidence
 
+	stopNurse func()
+
 	once sync.Once
 	err  error
 }
@@ -267,6 +269,9 @@ func (l *Lab) start(ctx context.Context) error {
 		return fmt.Errorf("fleet did not come online: %w", err)
 	}
 	l.timing.Online = time.Since(t5)
+	if !l.topo.Nurse.Disabled {
+		l.stopNurse = l.walkToPump()
+	}
 	l.timing.Total = time.Since(t0)
 	return nil
 }
@@ -478,6 +483,9 @@ func (l *Lab) Topology() lab.Topology { return l.topo }
 // lab, and the image unless kept.
 func (l *Lab) Close() error {
 	l.once.Do(func() {
+		if l.stopNurse != nil {
+			l.stopNurse()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
 		_, err := sweepRun(ctx, l.run)

@@ -45,6 +45,9 @@ func (l *Lab) ServicePort(ctx context.Context, pumpID string) (string, error) {
 	return h + ":" + strconv.Itoa(ServicePortBase+i+1), nil
 }
 
+// Subnets implements lab.Zoned.
+func (l *Lab) Subnets() []string { return l.subnets() }
+
 // AttackFrom implements lab.Zoned: it starts (once per zone) an attacker
 // container on the zone's network. Under the legacy flat network every zone
 // is the same network.

@@ -241,6 +241,7 @@ type ChannelReq struct {
 	From    time.Time `json:"from,omitzero"`
 	To      time.Time `json:"to,omitzero"`
 	Fault   string    `json:"fault,omitempty"`
+	AlarmID string    `json:"alarm_id,omitempty"`
 	User    string    `json:"user,omitempty"`
 	// Ordered is the ordered truth layer (set-ordered).
 	Ordered *Ordered `json:"ordered,omitempty"`
