@@ -404,3 +404,14 @@ func TestServicePortTextSession(t *testing.T) {
 	w.packet(p, 2424, capture.FlagPSH|capture.FlagACK, []byte("LOGIN service 0000\r\n"))
 	want(t, w.only()) // one alert per session and lab minute
 }
+
+func TestLibraryRollback(t *testing.T) {
+	w := newWire(t)
+	p := w.mqttClient("PUMP-0001")
+	w.publish(p, "PUMP-0001", pumpwire.KindEvent, "PUMP-0001", "l1", pumpwire.Event{EventID: "L1", Type: pumpwire.EvLibraryActivated,
+		Params: map[string]string{"version": "ADULT-2026.02", "previous": "ADULT-2026.01"}})
+	want(t, w.only())
+	w.publish(p, "PUMP-0001", pumpwire.KindEvent, "PUMP-0001", "l2", pumpwire.Event{EventID: "L2", Type: pumpwire.EvLibraryActivated,
+		Params: map[string]string{"version": "ADULT-2026.01", "previous": "ADULT-2026.02"}})
+	want(t, w.only(), ruleLibrary)
+}

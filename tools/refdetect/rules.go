@@ -348,8 +348,15 @@ func (e *Engine) publish(t time.Time, h *half, id string, p mqttPacket) {
 		case pumpwire.KindEvent:
 			e.events[pump+"/"+env.ID] = true
 			var ev pumpwire.Event
-			if json.Unmarshal(env.Body, &ev) == nil && ev.Type == pumpwire.EvLibraryActivated && ev.Params["hash"] != "" {
-				e.library(t, pump, ev.Params["hash"], ev.Params["version"], src, h.tuple)
+			if json.Unmarshal(env.Body, &ev) == nil && ev.Type == pumpwire.EvLibraryActivated {
+				if ev.Params["hash"] != "" {
+					e.library(t, pump, ev.Params["hash"], ev.Params["version"], src, h.tuple)
+				}
+				if v, prev := ev.Params["version"], ev.Params["previous"]; v != "" && prev != "" && v < prev {
+					e.alert(t, ruleLibrary+"/rollback/"+pump, Alert{Assets: append([]string{pump}, src...), Addresses: addr(h.tuple),
+						Techniques: []string{"T0843", "T0836"}, Category: ruleLibrary,
+						Text: fmt.Sprintf("%s activated drug library %s, older than the %s it ran: a rollback", pump, v, prev)})
+				}
 			}
 		case pumpwire.KindStatus:
 			var st pumpwire.Status
