@@ -86,6 +86,7 @@ type detector struct {
 	libMu      sync.Mutex
 	libOK      map[string]bool
 	libAt      time.Time
+	libURL     string
 	// events not applied yet: a lab event applies from its time on, so
 	// packets captured before it are read with the state before it.
 	queued []LabEvent
@@ -100,9 +101,6 @@ func (d *detector) applyEvents(t time.Time) {
 	for len(d.queued) > 0 && (t.IsZero() || !d.queued[0].Time.After(t)) {
 		d.eng.Lab(d.queued[0])
 		d.queued = d.queued[1:]
-		d.libMu.Lock()
-		d.libOK = nil
-		d.libMu.Unlock()
 	}
 }
 
@@ -144,7 +142,8 @@ func (d *detector) run(ctx context.Context, pcapPath, eventsPath string, follow 
 			}
 			d.packet(p)
 		}
-		d.eng.Tick(time.Now())
+		// Time-outs run on packet time (in packet): a lagging detector must
+		// not take its own delay for a missing message.
 		if draining || !follow {
 			return nil
 		}
@@ -207,22 +206,23 @@ func (d *detector) readEvents(path string) {
 	}
 }
 
-// approved asks the lab's drug-library service which hashes are approved
-// (GET /v1/library/versions), cached and refreshed on an unknown hash.
-func (d *detector) approved(hash string) (bool, error) {
+// approved asks the lab's drug-library service at url which hashes are
+// approved (GET /v1/library/versions), cached per url and refreshed on an
+// unknown hash (at most every 50 ms).
+func (d *detector) approved(url, hash string) (bool, error) {
 	d.libMu.Lock()
 	defer d.libMu.Unlock()
+	if d.libURL != url {
+		d.libURL, d.libOK = url, nil
+	}
 	if d.libOK[hash] {
 		return true, nil
-	}
-	if d.eng.libraryURL == "" {
-		return false, errors.New("no drug-library endpoint known")
 	}
 	if d.libOK != nil && time.Since(d.libAt) < 50*time.Millisecond {
 		return false, nil
 	}
 	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(strings.TrimRight(d.eng.libraryURL, "/") + "/v1/library/versions")
+	resp, err := c.Get(strings.TrimRight(url, "/") + "/v1/library/versions")
 	if err != nil {
 		return false, err
 	}

@@ -143,13 +143,27 @@ type Engine struct {
 	// message (refdetect -trace).
 	Trace func(format string, args ...any)
 	speed float64
+	// approved answers whether a drug-library hash is approved by the
+	// library service at url (nil: no library alerts).
+	approved func(url, hash string) (bool, error)
+	said     map[string]time.Time
 
+	// Labs can overlap (one closing while the next starts) and reuse port
+	// numbers: traffic belongs to the lab that owns its server port, the
+	// latest to list it.
+	labs   []*labState
+	byPort map[uint16]*labState
+	cur    *labState
+}
+
+// labState is what the detector knows of one hospital.
+type labState struct {
+	id         int
 	known      map[string]bool // client ids of the lab's inventory
 	pumps      map[string]bool
 	server     string
 	roles      map[uint16]string // server port -> endpoint name
 	libraryURL string
-	approved   func(hash string) (bool, error)
 
 	online     map[string]string // client id -> tuple of its live connection
 	orders     map[string]order  // placer order -> verified order
@@ -158,66 +172,147 @@ type Engine struct {
 	alarms     map[string]map[string]pumpAlarm // pump -> alarm id -> alarm
 	pending    map[string]pendingAlarm         // pump/alarm id -> awaiting PCD-04
 	starts     map[string][]time.Time          // pump -> alarm start times (flood)
-	floodUntil map[string]time.Time
-	expect     map[string]expected // pump/channel -> rate of the last legitimate program
-	said       map[string]time.Time
-	lastPCD04  map[string]time.Time  // pump -> last PCD-04 to the alarm manager
-	anyPCD04   time.Time             // last PCD-04 of any pump to the alarm manager
-	acked      map[string]bool       // HL7 control ids acknowledged AA/CA
-	patient    map[string]string     // pump -> patient of its running infusion
-	events     map[string]bool       // pump/message id of the pumps' own events
-	rates      map[string][2]float64 // pump/channel -> last two rates the pump reported
-	service    map[uint16]string     // server port -> name, of service (telnet-style) endpoints
-	seenAlarm  map[string]bool       // pump/alarm id of every alarm a pump published
+	expect     map[string]expected             // pump/channel -> rate of the last legitimate program
+	lastPCD04  map[string]time.Time            // pump -> last PCD-04 to the alarm manager
+	anyPCD04   time.Time                       // last PCD-04 of any pump to the alarm manager
+	acked      map[string]bool                 // HL7 control ids acknowledged AA/CA
+	patient    map[string]string               // pump -> patient of its running infusion
+	events     map[string]bool                 // pump/message id of the pumps' own events
+	rates      map[string][2]float64           // pump/channel -> last two rates the pump reported
+	service    map[uint16]string               // server port -> name, of service (telnet-style) endpoints
+	seenAlarm  map[string]bool                 // pump/alarm id of every alarm a pump published
+}
+
+// lv is the engine's view of one lab: the rules run on it.
+type lv struct {
+	*Engine
+	*labState
 }
 
 // NewEngine returns an engine; approved answers whether a drug-library hash
 // is approved (nil: every hash is unknown and not alerted on).
 func NewEngine(cfg Config, emit func(Alert)) *Engine {
-	e := &Engine{cfg: cfg.withDefaults(), Emit: emit, speed: 1}
-	e.reset()
-	return e
+	return &Engine{cfg: cfg.withDefaults(), Emit: emit, speed: 1, said: map[string]time.Time{}, byPort: map[uint16]*labState{}}
 }
 
-func (e *Engine) reset() {
-	e.known, e.pumps, e.roles = map[string]bool{}, map[string]bool{}, map[uint16]string{}
-	e.online, e.orders, e.controlIDs, e.msgIDs = map[string]string{}, map[string]order{}, map[string]time.Time{}, map[string]bool{}
-	e.alarms, e.pending, e.starts, e.floodUntil = map[string]map[string]pumpAlarm{}, map[string]pendingAlarm{}, map[string][]time.Time{}, map[string]time.Time{}
-	e.expect, e.said, e.lastPCD04, e.anyPCD04 = map[string]expected{}, map[string]time.Time{}, map[string]time.Time{}, time.Time{}
-	e.acked, e.patient, e.events = map[string]bool{}, map[string]string{}, map[string]bool{}
-	e.rates, e.service, e.seenAlarm = map[string][2]float64{}, map[uint16]string{}, map[string]bool{}
+func newLabState(id int) *labState {
+	return &labState{id: id, known: map[string]bool{}, pumps: map[string]bool{}, roles: map[uint16]string{},
+		online: map[string]string{}, orders: map[string]order{}, controlIDs: map[string]time.Time{}, msgIDs: map[string]bool{},
+		alarms: map[string]map[string]pumpAlarm{}, pending: map[string]pendingAlarm{}, starts: map[string][]time.Time{},
+		expect: map[string]expected{}, lastPCD04: map[string]time.Time{}, acked: map[string]bool{}, patient: map[string]string{},
+		events: map[string]bool{}, rates: map[string][2]float64{}, service: map[uint16]string{}, seenAlarm: map[string]bool{}}
 }
 
-// Lab takes a lab-start event: a new hospital, a new inventory.
+// maxLabs is how many labs the engine follows at once (older ones are
+// dropped with their ports).
+const maxLabs = 4
+
+// Lab takes a lab-start event: a new hospital, a new inventory, owning
+// the ports it lists.
 func (e *Engine) Lab(ev LabEvent) {
 	if ev.Event != "lab-start" {
 		return
 	}
-	e.reset()
 	if ev.ClockSpeed > 0 {
 		e.speed = ev.ClockSpeed
 	}
-	e.server = ev.PumpServerClientID
-	if e.server == "" {
-		e.server = "pumpserver"
+	l := newLabState(ev.Lab)
+	l.server = ev.PumpServerClientID
+	if l.server == "" {
+		l.server = "pumpserver"
 	}
-	e.known[e.server] = true
+	l.known[l.server] = true
 	if ev.MonitorUser != "" {
-		e.known[ev.MonitorUser] = true
+		l.known[ev.MonitorUser] = true
 	}
 	for _, p := range ev.Pumps {
-		e.known[p], e.pumps[p] = true, true
+		l.known[p], l.pumps[p] = true, true
 	}
 	for _, ep := range ev.Endpoints {
 		if p, ok := portOf(ep.Address); ok {
-			e.roles[p] = ep.Name
+			l.roles[p] = ep.Name
+			e.byPort[p] = l
 			if isServicePort(ep.Name, ep.Protocol) {
-				e.service[p] = ep.Name
+				l.service[p] = ep.Name
 			}
 		}
 		if ep.Name == "druglib" {
-			e.libraryURL = ep.Address
+			l.libraryURL = ep.Address
 		}
+	}
+	e.labs = append(e.labs, l)
+	e.cur = l
+	if len(e.labs) > maxLabs {
+		old := e.labs[0]
+		e.labs = e.labs[1:]
+		for p, o := range e.byPort {
+			if o == old {
+				delete(e.byPort, p)
+			}
+		}
+	}
+}
+
+// view returns the view of the lab owning port, or false.
+func (e *Engine) view(port uint16) (lv, bool) {
+	l := e.byPort[port]
+	if l == nil {
+		return lv{}, false
+	}
+	return lv{e, l}, true
+}
+
+// The reassembler's sink: each decoded unit goes to the lab that owns its
+// server port.
+
+func (e *Engine) mqtt(t time.Time, h *half, p mqttPacket) {
+	if v, ok := e.view(h.conn.serverPort); ok {
+		v.mqtt(t, h, p)
+	} else if e.Trace != nil {
+		e.Trace("%s mqtt type=%d on port %d of no known lab", t.Format("15:04:05.000"), p.Type, h.conn.serverPort)
+	}
+}
+
+func (e *Engine) hl7(t time.Time, h *half, serverPort uint16, m *hl7.Message, raw []byte) {
+	port := serverPort
+	if m.Segment("MSA") != nil { // an acknowledgement, from the server
+		if p, ok := portOf(strings.SplitN(strings.TrimPrefix(h.tuple, "tcp:"), "->", 2)[0]); ok {
+			port = p
+		}
+	}
+	if v, ok := e.view(port); ok {
+		v.hl7(t, h, serverPort, m, raw)
+	} else if e.Trace != nil {
+		e.Trace("%s hl7 %s %s to port %d of no known lab", t.Format("15:04:05.000"), m.Type(), m.ControlID(), serverPort)
+	}
+}
+
+func (e *Engine) text(t time.Time, h *half, line string) {
+	v, ok := e.view(h.conn.serverPort)
+	if !ok && e.cur != nil {
+		v, ok = lv{e, e.cur}, true // a service port the lab did not list
+	}
+	if ok {
+		v.text(t, h, line)
+	}
+}
+
+func (e *Engine) opened(t time.Time, tuple string, dstPort uint16) {
+	if v, ok := e.view(dstPort); ok {
+		v.opened(t, tuple, dstPort)
+	}
+}
+
+func (e *Engine) closed(t time.Time, h *half) {
+	if v, ok := e.view(h.conn.serverPort); ok {
+		v.closed(t, h)
+	}
+}
+
+// Tick applies the time-outs of every lab at now.
+func (e *Engine) Tick(now time.Time) {
+	for _, l := range e.labs {
+		lv{e, l}.tick(now)
 	}
 }
 
@@ -248,7 +343,7 @@ func addr(tuple string) []string {
 }
 
 // mqtt applies the MQTT rules to one packet of a connection.
-func (e *Engine) mqtt(t time.Time, h *half, p mqttPacket) {
+func (e lv) mqtt(t time.Time, h *half, p mqttPacket) {
 	c := h.conn
 	if e.Trace != nil {
 		e.Trace("%s mqtt type=%d client=%q conn-client=%s half=%s topic=%s", t.Format("15:04:05.000"), p.Type, c.clientID, c.client, h.tuple, p.Topic)
@@ -296,7 +391,7 @@ func (e *Engine) mqtt(t time.Time, h *half, p mqttPacket) {
 	}
 }
 
-func (e *Engine) publish(t time.Time, h *half, id string, p mqttPacket) {
+func (e lv) publish(t time.Time, h *half, id string, p mqttPacket) {
 	pump, kind, err := pumpwire.ParseTopic(p.Topic)
 	if err != nil {
 		return
@@ -404,7 +499,7 @@ func commandTechniques(cmd pumpwire.Command) []string {
 
 // program notes a legitimate program of the pump server: the pump's next
 // rate change (once the nurse confirms it) is expected.
-func (e *Engine) program(t time.Time, pump string, cmd pumpwire.Command) {
+func (e lv) program(t time.Time, pump string, cmd pumpwire.Command) {
 	ch := cmd.Channel
 	if ch == "" {
 		ch = "A"
@@ -418,7 +513,7 @@ func (e *Engine) program(t time.Time, pump string, cmd pumpwire.Command) {
 // status checks a pump's running rate against the rate it ran before: a
 // change that no program of the pump server announced is a rate change
 // without an order.
-func (e *Engine) status(t time.Time, pump string, st pumpwire.Status) {
+func (e lv) status(t time.Time, pump string, st pumpwire.Status) {
 	e.patient[pump] = ""
 	for _, c := range st.Channels {
 		if c.State == "infusing" && st.PatientID != "" {
@@ -455,11 +550,11 @@ func (e *Engine) status(t time.Time, pump string, st pumpwire.Status) {
 	}
 }
 
-func (e *Engine) library(t time.Time, pump, hash, version string, src []string, tuple string) {
-	if e.approved == nil {
+func (e lv) library(t time.Time, pump, hash, version string, src []string, tuple string) {
+	if e.approved == nil || e.libraryURL == "" {
 		return
 	}
-	ok, err := e.approved(hash)
+	ok, err := e.approved(e.libraryURL, hash)
 	if err != nil || ok {
 		return
 	}
@@ -470,7 +565,7 @@ func (e *Engine) library(t time.Time, pump, hash, version string, src []string, 
 
 // pumpAlarm follows the pump's own alarms: a start must reach the alarm
 // manager as PCD-04; many starts are a flood.
-func (e *Engine) pumpAlarm(t time.Time, pump string, a pumpwire.Alarm) {
+func (e lv) pumpAlarm(t time.Time, pump string, a pumpwire.Alarm) {
 	e.seenAlarm[pump+"/"+a.AlarmID] = true
 	if e.alarms[pump] == nil {
 		e.alarms[pump] = map[string]pumpAlarm{}
@@ -488,7 +583,7 @@ func (e *Engine) pumpAlarm(t time.Time, pump string, a pumpwire.Alarm) {
 	}
 }
 
-func (e *Engine) countStart(t time.Time, pump, what string) {
+func (e lv) countStart(t time.Time, pump, what string) {
 	win := e.wall(e.cfg.FloodWindow)
 	s := append(e.starts[pump], t)
 	for len(s) > 0 && t.Sub(s[0]) > win {
@@ -503,7 +598,7 @@ func (e *Engine) countStart(t time.Time, pump, what string) {
 }
 
 // hl7 applies the HL7 rules to a message sent to a lab service.
-func (e *Engine) hl7(t time.Time, h *half, serverPort uint16, m *hl7.Message, raw []byte) {
+func (e lv) hl7(t time.Time, h *half, serverPort uint16, m *hl7.Message, raw []byte) {
 	if e.Trace != nil {
 		e.Trace("%s hl7 %s %s to port %d (%s) half=%s", t.Format("15:04:05.000"), m.Type(), m.ControlID(), serverPort, e.roles[serverPort], h.tuple)
 	}
@@ -593,7 +688,7 @@ func (e *Engine) hl7(t time.Time, h *half, serverPort uint16, m *hl7.Message, ra
 
 // pcd03 checks a PCD-03 against the verified orders, the pump's current
 // patient, the BCMA scan it must come from, and for replays.
-func (e *Engine) pcd03(t time.Time, m *hl7.Message, src []string, tuple string) {
+func (e lv) pcd03(t time.Time, m *hl7.Message, src []string, tuple string) {
 	r, err := hl7.ParseRGV(m)
 	if err != nil {
 		return
@@ -645,9 +740,9 @@ func differs(got, want float64) bool {
 	return got > 0 && want > 0 && math.Abs(got-want) > 0.01*want
 }
 
-// Tick applies the time-outs at now (wall): a pump alarm that reached no
+// tick applies the lab's time-outs at now: a pump alarm that reached no
 // alarm manager in time is suppressed.
-func (e *Engine) Tick(now time.Time) {
+func (e lv) tick(now time.Time) {
 	after := max(e.wall(e.cfg.SuppressAfter), e.cfg.MinSuppressWall)
 	for k, p := range e.pending {
 		if now.Sub(p.since) < after*time.Duration(p.waits+1) {
@@ -679,7 +774,7 @@ func isServicePort(name, protocol string) bool {
 }
 
 // opened is called when a client opens a TCP connection (SYN).
-func (e *Engine) opened(t time.Time, tuple string, dstPort uint16) {
+func (e lv) opened(t time.Time, tuple string, dstPort uint16) {
 	name, ok := e.service[dstPort]
 	if !ok {
 		return
@@ -697,7 +792,7 @@ var pumpIDRE = regexp.MustCompile(`PUMP-\d{4}`)
 
 // text takes a line of a text protocol: a service-port banner or login
 // is a service-port session.
-func (e *Engine) text(t time.Time, h *half, line string) {
+func (e lv) text(t time.Time, h *half, line string) {
 	c := h.conn
 	server := c.client != "" && c.client != h.tuple
 	if id := pumpIDRE.FindString(line); id != "" && server && c.pump == "" {
@@ -736,7 +831,7 @@ func orUnknown(s string) string {
 }
 
 // closed is called when a connection direction ends.
-func (e *Engine) closed(t time.Time, h *half) {
+func (e lv) closed(t time.Time, h *half) {
 	if id := h.conn.clientID; id != "" && e.online[id] == h.conn.client {
 		delete(e.online, id)
 	}

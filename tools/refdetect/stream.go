@@ -33,11 +33,14 @@ type half struct {
 // conn pairs the two directions; the MQTT client id of the connection is
 // learned from the CONNECT of its client direction.
 type conn struct {
-	pump     string // pump id a service-port banner named
-	clientID string
-	user     string
-	client   string // tuple of the client->server direction
-	closed   bool
+	// serverPort is the port the client connected to (from its SYN, or
+	// from the first client message when the SYN was not captured).
+	serverPort uint16
+	pump       string // pump id a service-port banner named
+	clientID   string
+	user       string
+	client     string // tuple of the client->server direction
+	closed     bool
 }
 
 // reassembler turns captured segments into MQTT packets and HL7 messages.
@@ -82,6 +85,7 @@ func (r *reassembler) segment(t time.Time, s capture.Segment) {
 		c := &conn{}
 		if s.Flags&capture.FlagACK == 0 {
 			c.client = tuple
+			c.serverPort = s.Dst.Port()
 			r.conns[key] = c
 			r.out.opened(t, tuple, s.Dst.Port())
 		} else if old := r.conns[key]; old != nil {
@@ -222,6 +226,9 @@ func (r *reassembler) parse(t time.Time, h *half, dstPort uint16) {
 			} else {
 				if p.Type == mqttConnect {
 					h.conn.clientID, h.conn.user, h.conn.client = p.ClientID, p.User, h.tuple
+					if h.conn.serverPort == 0 {
+						h.conn.serverPort = dstPort
+					}
 				}
 				r.out.mqtt(t, h, p)
 			}
