@@ -38,5 +38,8 @@ func (n network) Interpose(ctx context.Context, link lab.Link, proxyAddr string)
 		n.l.clinical.EMAR.SetIOCAddr(proxyAddr)
 		return old, func() error { n.l.clinical.EMAR.SetIOCAddr(old); return nil }, nil
 	}
+	if link == lab.LinkPumpsToBroker {
+		return n.interposePumps(ctx, proxyAddr)
+	}
 	return "", nil, fmt.Errorf("inproc: interpose: unknown link %q", link)
 }
