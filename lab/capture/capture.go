@@ -51,6 +51,9 @@ type Stats struct {
 	// PreRoll counts packets written from the pre-roll buffer: captured
 	// before their port was allowed (a lab's start-up traffic).
 	PreRoll int64 `json:"pre_roll"`
+	// KernelTime counts packets stamped with the kernel's receive time
+	// (SO_TIMESTAMPNS); the others carry the time the capture read them.
+	KernelTime int64 `json:"kernel_time"`
 }
 
 // preRollWindow is how long packets on ports not (yet) allowed are kept in
@@ -138,6 +141,9 @@ func Start(cfg Config) (*Capture, error) {
 	if syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, 64<<20) != nil {
 		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<20)
 	}
+	// Kernel receive timestamps: a packet's time is when the kernel saw
+	// it, not when this process got round to reading it.
+	_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
 	tv := syscall.NsecToTimeval(int64(100 * time.Millisecond))
 	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv); err != nil {
 		return fail("receive timeout", err)
@@ -215,6 +221,7 @@ func PortOf(addr string) (uint16, bool) {
 func (c *Capture) loop() {
 	defer close(c.done)
 	buf := make([]byte, c.cfg.Snaplen)
+	oob := make([]byte, 256)
 	lastFlush := time.Now()
 	for {
 		select {
@@ -222,7 +229,7 @@ func (c *Capture) loop() {
 			return
 		default:
 		}
-		n, from, err := syscall.Recvfrom(c.fd, buf, syscall.MSG_TRUNC)
+		n, oobn, _, from, err := syscall.Recvmsg(c.fd, buf, oob, syscall.MSG_TRUNC)
 		if err != nil {
 			if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
 				c.flush(&lastFlush, true)
@@ -239,11 +246,34 @@ func (c *Capture) loop() {
 		if ll, ok := from.(*syscall.SockaddrLinklayer); ok && ll.Pkttype == syscall.PACKET_OUTGOING && c.cfg.Interface == "lo" {
 			continue
 		}
-		now := c.cfg.Now()
+		now := kernelTime(oob[:oobn])
+		if now.IsZero() {
+			now = c.cfg.Now()
+		} else {
+			c.mu.Lock()
+			c.stats.KernelTime++
+			c.mu.Unlock()
+		}
 		capLen := min(n, len(buf))
 		c.packet(now, buf[:capLen], n)
 		c.flush(&lastFlush, false)
 	}
+}
+
+// kernelTime returns the SCM_TIMESTAMPNS receive time in a control
+// message, or the zero time.
+func kernelTime(oob []byte) time.Time {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return time.Time{}
+	}
+	for _, m := range msgs {
+		if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SO_TIMESTAMPNS && len(m.Data) >= int(unsafe.Sizeof(syscall.Timespec{})) {
+			ts := (*syscall.Timespec)(unsafe.Pointer(&m.Data[0]))
+			return time.Unix(ts.Sec, ts.Nsec)
+		}
+	}
+	return time.Time{}
 }
 
 func (c *Capture) packet(now time.Time, data []byte, origLen int) {

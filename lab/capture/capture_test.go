@@ -181,6 +181,9 @@ func TestCaptureLoopbackReadBack(t *testing.T) {
 	if c.Stats().Filtered == 0 {
 		t.Fatal("nothing was filtered")
 	}
+	if c.Stats().KernelTime == 0 {
+		t.Fatalf("no packet carries the kernel's receive time: %+v", c.Stats())
+	}
 }
 
 // TestTsharkDecodesCapture is the check: Debian's tshark decodes the
