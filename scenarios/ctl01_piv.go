@@ -22,6 +22,7 @@ var _ = Describe("CTL-01 closed-loop PIV infusion", harness.Register("CTL-01", "
 	harness.Kind("control"), harness.Area("AU"), harness.Area("US"), harness.Lifecycle("use"),
 	harness.Target("pump"), harness.Target("pumpserver"), harness.Target("emar"), harness.Target("ehr"), harness.Target("alarms")), func() {
 	f := harness.New("ctl-01-closed-loop-piv")
+	harness.GuardControlScenario(f)
 
 	It("programs the pump from the verified order and documents exactly what was delivered", func(ctx SpecContext) {
 		w, cancel := f.Context(ctx, f.Timeouts.Therapy)
@@ -56,6 +57,7 @@ var _ = Describe("CTL-01 closed-loop PIV infusion", harness.Register("CTL-01", "
 		})
 		Expect(err).NotTo(HaveOccurred())
 		start, done := event(doc, "MDC_EVT_PUMP_DELIV_START"), event(doc, "MDC_EVT_PUMP_DELIV_COMP")
+		f.Latency(harness.MetricOrderToInfusion, start.At.Sub(res.SentAt))
 
 		By("checking the delivered-dose ratio over the therapy")
 		ddr, err := dev.DDR(w, pumpID, "A", start.At, done.At)
@@ -82,6 +84,7 @@ var _ = Describe("CTL-01 closed-loop PIV infusion", harness.Register("CTL-01", "
 		})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(a.Priority).To(Equal("PH"))
+		f.Latency(harness.MetricAlarmToNurse, a.Delivered.Sub(a.Onset))
 		AddReportEntry("L_notify (lab)", a.Delivered.Sub(a.Onset).String())
 		AddReportEntry("DDR", fmt.Sprintf("%.4f", ddr))
 	})
