@@ -240,3 +240,81 @@ var _ = Describe("ATK-21 drug-library rollback", harness.Register("ATK-21", "Dru
 			}})
 	})
 })
+
+// ATK-20 Library concentration falsification (REFERENCE.md §3.1): the
+// attacker halves norepinephrine's concentration in a pushed library; a
+// nurse keying the drip in at the pump by dose (the library supplies the
+// concentration) gets twice the mL/h while the screen shows the ordered
+// dose.
+var _ = Describe("ATK-20 drug-library concentration falsification", harness.Register("ATK-20", "Library concentration/unit falsification (view vs delivery)",
+	harness.Kind("attack"), harness.Technique("T0843"), harness.Technique("T0836"), harness.Technique("T0832"),
+	harness.Area("DL"), harness.Lifecycle("use"), harness.Target("pumpserver"), harness.Target("pump")), func() {
+	f := harness.New("atk-20-library-concentration")
+
+	It("makes a dose keyed in at the pump run at twice the rate", func(ctx SpecContext) {
+		w, cancel := f.Context(ctx, f.Timeouts.Therapy)
+		defer cancel()
+		bed := harness.LabAs[lab.Bedside](f, "bedside programming at the pump")
+		pumpID := f.Lab.Pumps()[9]
+		cur, _, err := currentLibrary(w, f.Lab)
+		Expect(err).NotTo(HaveOccurred())
+		lib := cur.Library.Clone()
+		lib.Version = "ADULT-2026.01-C"
+		for i := range lib.Entries {
+			if lib.Entries[i].ID == "NOREPI-4-250" {
+				lib.Entries[i].Amount = 2 // 2 mg in 250 mL on the library; the bag holds 4 mg
+			}
+		}
+		b := &druglib.Bundle{Library: lib, Hash: lib.Hash()}
+
+		By("the attacker, with pump-server admin, pushing a library with norepinephrine at half its concentration")
+		step := attack.Step{ScenarioID: "ATK-20", StepID: "ATK-20/1", Techniques: []string{"T0843", "T0836", "T0832"}, Tactic: "TA0106",
+			Assets: []string{pumpID, "pumpserver", "druglib"}, Correlation: []string{"library:" + lib.Version, "library:" + b.Hash},
+			Criteria: "the pump activates a library whose norepinephrine concentration is half the dispensed bag's",
+			Control:  "signed-library", Window: 15 * time.Minute}
+		var ack lab.LibraryPush
+		err = f.Attack(w, step, func(ctx context.Context) error {
+			var err error
+			ack, err = pushFromAttacker(ctx, f.Lab, b, pumpID)
+			return err
+		})
+		Expect(err).NotTo(HaveOccurred())
+		AddReportEntry("pump's answer to the push", fmt.Sprintf("%s %s %s", ack.Result, ack.Code, ack.Reason))
+
+		By("a nurse keying in norepinephrine 0.05 mcg/kg/min, 70 kg, at the pump (4 mg/250 mL bag)")
+		res, err := bed.ManualProgram(w, pumpID, "A", "RN0042", lab.ManualProgram{OrderID: "ORD-ATK20", DrugID: "NOREPI-4-250",
+			DoseRate: 0.05, DoseUnit: "mcg/kg/min", WeightKg: 70, VTBI: 250})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Accepted).To(BeTrue(), "%+v", res)
+		if res.NeedsOverride {
+			Expect(bed.Override(w, pumpID, "A", "clinically indicated", "RN0042")).To(Succeed())
+		}
+		Expect(bed.Start(w, pumpID, "A", "RN0042")).To(Succeed())
+		AddReportEntry("pump rate (mL/h)", fmt.Sprintf("%.4g (ordered 13.125)", res.RateMLH))
+
+		from := f.Lab.Clock().Now()
+		Expect(clockSleep(w, f.Lab, 15*time.Minute)).To(Succeed())
+		segs, err := f.Lab.Devices().Segments(w, pumpID, "A")
+		Expect(err).NotTo(HaveOccurred())
+		o := oracle.Order{RateMLH: 13.125, Conc: 0.016, BagConc: 0.016}
+		h := score.Harm{HighAlert: true}
+		if ddr, err := oracle.DDR(segs, o, from, f.Lab.Clock().Now()); err == nil {
+			h.DDR = ddr
+		}
+		h.ExcessDrug = oracle.ExcessDrug(segs, o, from, f.Lab.Clock().Now())
+		AddReportEntry("DDR", fmt.Sprintf("%.3f", h.DDR))
+
+		if f.ControlOn("signed-library") {
+			By("the pump refusing the unsigned library: the genuine concentration gives the ordered rate")
+			ev := expectBlocked(w, f.Lab, "signed-library")
+			AddReportEntry("signed-library", ev.Reason)
+			f.Observe(step.StepID, score.Observed{Effect: false, Harm: h})
+			Expect(ack.Result).To(Equal("rejected"))
+			Expect(oracle.Harmful(h)).To(BeFalse(), "harm %+v", h)
+			return
+		}
+		f.Observe(step.StepID, score.Observed{Effect: true, Harm: h})
+		Expect(ack.Result).To(BeElementOf("accepted", "deferred"))
+		Expect(h.DDR).To(BeNumerically("~", 2.0, 0.05), "twice the drug for the displayed dose")
+	})
+})
