@@ -415,3 +415,39 @@ func TestLibraryRollback(t *testing.T) {
 		Params: map[string]string{"version": "ADULT-2026.01", "previous": "ADULT-2026.02"}})
 	want(t, w.only(), ruleLibrary)
 }
+
+// TestAlarmEndAndPumpIdentity: a PCD-04 end the pump confirms soon after is
+// fine, one it never confirms is a spoofed end (ATK-28); a pump identity
+// subscribing to every pump is stolen credentials (ATK-01).
+func TestAlarmEndAndPumpIdentity(t *testing.T) {
+	w := newWire(t)
+	p1 := w.mqttClient("PUMP-0001")
+	alarm := func(id, phase string) {
+		w.publish(p1, "PUMP-0001", pumpwire.KindAlarm, "PUMP-0001", id+phase, pumpwire.Alarm{AlarmID: id, Code: "occlusion_downstream", Phase: phase, Priority: "PH", Type: "SP"})
+	}
+	end := func(id string) {
+		w.hl7(amPort, hl7.BuildAlert(hl7.Alert{Header: hl7.Header{ControlID: "E" + id}, AlertID: id, PumpID: "PUMP-0001", Phase: hl7.PhaseEnd, State: hl7.StateInactive, Priority: "PH", Type: "SP"}))
+	}
+	alarm("PUMP-0001-A1", "start")
+	w.hl7(amPort, hl7.BuildAlert(hl7.Alert{Header: hl7.Header{ControlID: "S1"}, AlertID: "PUMP-0001-A1", PumpID: "PUMP-0001", Phase: hl7.PhaseStart, State: hl7.StateActive, Priority: "PH", Type: "SP"}))
+	end("PUMP-0001-A1")
+	alarm("PUMP-0001-A1", "end")
+	w.now = w.now.Add(5 * time.Second)
+	w.eng.Tick(w.now)
+	want(t, w.only())
+	alarm("PUMP-0001-A2", "start")
+	w.hl7(amPort, hl7.BuildAlert(hl7.Alert{Header: hl7.Header{ControlID: "S2"}, AlertID: "PUMP-0001-A2", PumpID: "PUMP-0001", Phase: hl7.PhaseStart, State: hl7.StateActive, Priority: "PH", Type: "SP"}))
+	end("PUMP-0001-A2")
+	want(t, w.only())
+	w.now = w.now.Add(5 * time.Second)
+	w.eng.Tick(w.now)
+	want(t, w.only(), ruleAlarmEnd)
+
+	thief := w.mqttClient("PUMP-0002")
+	w.packet(thief, brokerPort, capture.FlagPSH|capture.FlagACK, mqttFixed(0x82, append([]byte{0, 1}, append(mqttString("pumplab/v1/pumps/+/status"), 0)...)))
+	got := append([]Alert(nil), w.alerts...)
+	want(t, w.only(), ruleWildcardSub)
+	if got[0].Techniques[0] != "T0859" {
+		t.Fatalf("techniques %v", got[0].Techniques)
+	}
+}

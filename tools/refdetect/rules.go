@@ -181,6 +181,15 @@ type labState struct {
 	rates      map[string][2]float64           // pump/channel -> last two rates the pump reported
 	service    map[uint16]string               // server port -> name, of service (telnet-style) endpoints
 	seenAlarm  map[string]bool                 // pump/alarm id of every alarm a pump published
+	endWait    map[string]endWait              // pump/alarm id -> PCD-04 end awaiting the pump's end
+}
+
+// endWait is a PCD-04 alarm end that the pump has not confirmed yet.
+type endWait struct {
+	pump, alertID string
+	since         time.Time
+	assets        []string
+	tuple         string
 }
 
 // lv is the engine's view of one lab: the rules run on it.
@@ -200,7 +209,8 @@ func newLabState(id int) *labState {
 		online: map[string]string{}, orders: map[string]order{}, controlIDs: map[string]time.Time{}, msgIDs: map[string]bool{},
 		alarms: map[string]map[string]pumpAlarm{}, pending: map[string]pendingAlarm{}, starts: map[string][]time.Time{},
 		expect: map[string]expected{}, lastPCD04: map[string]time.Time{}, acked: map[string]bool{}, patient: map[string]string{},
-		events: map[string]bool{}, rates: map[string][2]float64{}, service: map[uint16]string{}, seenAlarm: map[string]bool{}}
+		events: map[string]bool{}, rates: map[string][2]float64{}, service: map[uint16]string{}, seenAlarm: map[string]bool{},
+		endWait: map[string]endWait{}}
 }
 
 // maxLabs is how many labs the engine follows at once (older ones are
@@ -373,18 +383,25 @@ func (e lv) mqtt(t time.Time, h *half, p mqttPacket) {
 		}
 		e.online[id] = h.tuple
 	case mqttSubscribe:
-		if e.known[id] && id != e.server {
+		// The pump server subscribes to every pump, the monitor to
+		// everything; a pump only to its own topics.
+		if id == e.server || (e.known[id] && !e.pumps[id]) {
 			return
 		}
 		for _, f := range p.Filters {
-			if id == e.server {
+			if !strings.ContainsAny(f, "#+") {
 				continue
 			}
-			if strings.ContainsAny(f, "#+") && !e.known[id] {
-				e.alert(t, ruleWildcardSub+"/"+id, Alert{Assets: []string{"broker", "mqtt-client:" + id, h.tuple}, Addresses: addr(h.tuple),
-					Techniques: []string{"T0842", "T0882"}, Category: ruleWildcardSub,
-					Text: fmt.Sprintf("unknown MQTT client %q subscribed to %q (sniffing the pump traffic)", id, f)})
+			tech, who := []string{"T0842", "T0882"}, "unknown MQTT client"
+			assets := []string{"broker", "mqtt-client:" + id, h.tuple}
+			if e.pumps[id] {
+				// A pump's identity used by something that is no pump:
+				// stolen credentials.
+				tech, who = []string{"T0859", "T0842", "T0882"}, "MQTT client with the pump identity"
+				assets = append(assets, id)
 			}
+			e.alert(t, ruleWildcardSub+"/"+id, Alert{Assets: assets, Addresses: addr(h.tuple), Techniques: tech, Category: ruleWildcardSub,
+				Text: fmt.Sprintf("%s %q subscribed to %q (reading every pump's traffic)", who, id, f)})
 		}
 	case mqttPublish:
 		e.publish(t, h, id, p)
@@ -580,6 +597,7 @@ func (e lv) pumpAlarm(t time.Time, pump string, a pumpwire.Alarm) {
 	case pumpwire.PhaseEnd:
 		delete(e.alarms[pump], a.AlarmID)
 		delete(e.pending, pump+"/"+a.AlarmID)
+		delete(e.endWait, pump+"/"+a.AlarmID)
 	}
 }
 
@@ -669,9 +687,10 @@ func (e lv) hl7(t time.Time, h *half, serverPort uint16, m *hl7.Message, raw []b
 		switch a.Phase {
 		case hl7.PhaseEnd:
 			if active {
-				e.alert(t, ruleAlarmEnd+"/"+a.PumpID, Alert{Assets: append([]string{a.PumpID, "alarm-manager"}, src...), Addresses: addr(h.tuple),
-					Techniques: []string{"T0856", "T0878"}, Category: ruleAlarmEnd,
-					Text: fmt.Sprintf("PCD-04 ends alarm %s of %s while the pump still reports it active", a.AlertID, a.PumpID)})
+				// The pump's own end may still be on its way: alert when it
+				// does not follow (tick).
+				e.endWait[a.PumpID+"/"+a.AlertID] = endWait{pump: a.PumpID, alertID: a.AlertID, since: t,
+					assets: append([]string{a.PumpID, "alarm-manager"}, src...), tuple: h.tuple}
 			}
 		case hl7.PhaseStart:
 			// The pump server forwards the pump's alarms under the pump's
@@ -744,6 +763,18 @@ func differs(got, want float64) bool {
 // alarm manager in time is suppressed.
 func (e lv) tick(now time.Time) {
 	after := max(e.wall(e.cfg.SuppressAfter), e.cfg.MinSuppressWall)
+	for k, w := range e.endWait {
+		if now.Sub(w.since) < after {
+			continue
+		}
+		delete(e.endWait, k)
+		if _, still := e.alarms[w.pump][w.alertID]; !still {
+			continue
+		}
+		e.alert(now, ruleAlarmEnd+"/"+w.pump, Alert{Assets: w.assets, Addresses: addr(w.tuple),
+			Techniques: []string{"T0856", "T0878"}, Category: ruleAlarmEnd,
+			Text: fmt.Sprintf("PCD-04 ended alarm %s of %s, and the pump still reports it active %s later", w.alertID, w.pump, after)})
+	}
 	for k, p := range e.pending {
 		if now.Sub(p.since) < after*time.Duration(p.waits+1) {
 			continue
