@@ -193,35 +193,16 @@ func (l *Lab) start(ctx context.Context) error {
 	l.onClose(l.Server.Close)
 
 	// The fleet.
-	libClient := &druglib.Client{BaseURL: l.LibServer.URL()}
-	fetch := func(ctx context.Context, url, hash string) (*druglib.Bundle, error) {
-		if err := checkLabURL(url); err != nil {
-			return nil, err
-		}
-		b, err := libClient.Fetch(ctx, url)
-		if err != nil {
-			return nil, err
-		}
-		if hash != "" && b.Hash != hash {
-			return nil, fmt.Errorf("library at %s hashes to %s, command said %s", url, b.Hash, hash)
-		}
-		return b, nil
-	}
 	for i := 1; i <= t.Pumps; i++ {
 		id := lab.PumpID(i)
-		p := pump.New(pump.Config{ID: id, Clock: l.clk, Library: bundle.Library, LibraryHash: bundle.Hash,
-			CareArea: t.CareArea, Seed: uint64(t.Seed)*1000003 + uint64(i), Logger: l.log.With("pump", id),
-			Access: l.accessPolicy(id), Credentials: l.credentials(id), OnControl: l.onPumpControl,
-			LibrarySeq: bundle.Seq(), LibraryPolicy: l.libraryPolicy(), FirmwarePolicy: l.firmwarePolicy(),
-			RemoteStartAllowed: t.Posture.Weaknesses.RemoteStart.Enabled})
-		user, pass := l.brokerLogin(id)
-		ptls, err := l.mqttClientTLS(id)
+		pc := l.pumpConfig(id, bundle)
+		pc.Seed = uint64(t.Seed)*1000003 + uint64(i)
+		p := pump.New(pc)
+		ac, err := l.agentConfig(id)
 		if err != nil {
 			return err
 		}
-		a := pump.NewAgent(p, pump.AgentConfig{BrokerURL: l.Broker.URL(), StatusInterval: t.StatusInterval,
-			Logger: l.log.With("agent", id), BundleFetcher: fetch, AwaitServer: true,
-			ClientID: id, Username: user, Password: pass, TLS: ptls, CommandVerifier: l.commandVerifier()})
+		a := pump.NewAgent(p, ac)
 		l.PumpModels[id], l.Agents[id] = p, a
 		l.pumpIDs = append(l.pumpIDs, id)
 	}
@@ -363,3 +344,43 @@ func (s serverView) Presence(ctx context.Context) ([]lab.Presence, error) {
 }
 
 func (s serverView) WaitOnline(ctx context.Context, n int) error { return s.l.WaitOnline(ctx, n) }
+
+// pumpConfig is the configuration of a pump of this lab under its posture
+// (the fleet's and a pump biomed swaps in alike): library and its policy,
+// firmware policy, access policy, stored credentials, control hook.
+func (l *Lab) pumpConfig(id string, bundle *druglib.Bundle) pump.Config {
+	return pump.Config{ID: id, Clock: l.clk, Library: bundle.Library, LibraryHash: bundle.Hash,
+		CareArea: l.topo.CareArea, Logger: l.log.With("pump", id),
+		Access: l.accessPolicy(id), Credentials: l.credentials(id), OnControl: l.onPumpControl,
+		LibrarySeq: bundle.Seq(), LibraryPolicy: l.libraryPolicy(), FirmwarePolicy: l.firmwarePolicy(),
+		RemoteStartAllowed: l.topo.Posture.Weaknesses.RemoteStart.Enabled}
+}
+
+// agentConfig is the network module configuration of pump id: broker,
+// login, mTLS certificate, command verification, library download.
+func (l *Lab) agentConfig(id string) (pump.AgentConfig, error) {
+	user, pass := l.brokerLogin(id)
+	ptls, err := l.mqttClientTLS(id)
+	if err != nil {
+		return pump.AgentConfig{}, err
+	}
+	return pump.AgentConfig{BrokerURL: l.Broker.URL(), StatusInterval: l.topo.StatusInterval,
+		Logger: l.log.With("agent", id), BundleFetcher: l.fetchBundle, AwaitServer: true,
+		ClientID: id, Username: user, Password: pass, TLS: ptls, CommandVerifier: l.commandVerifier()}, nil
+}
+
+// fetchBundle is the pumps' library download: the bundle at url (a lab
+// address), checked against the hash the command named.
+func (l *Lab) fetchBundle(ctx context.Context, url, hash string) (*druglib.Bundle, error) {
+	if err := checkLabURL(url); err != nil {
+		return nil, err
+	}
+	b, err := (&druglib.Client{BaseURL: l.LibServer.URL()}).Fetch(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if hash != "" && b.Hash != hash {
+		return nil, fmt.Errorf("library at %s hashes to %s, command said %s", url, b.Hash, hash)
+	}
+	return b, nil
+}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/pumplab/pumplab/lab"
 	"github.com/pumplab/pumplab/lab/broker"
-	"github.com/pumplab/pumplab/simulators/druglib"
 	"github.com/pumplab/pumplab/simulators/emar"
 	"github.com/pumplab/pumplab/simulators/hl7"
 	"github.com/pumplab/pumplab/simulators/pump"
@@ -65,18 +64,6 @@ func (l *Lab) anyPump(id string) (*pump.Pump, *pump.Agent, error) {
 	return nil, nil, fmt.Errorf("inproc: no pump %q in the lab", id)
 }
 
-// fetchLibrary is the pumps' library download (as the fleet's).
-func (l *Lab) fetchLibrary(ctx context.Context, url, hash string) (*druglib.Library, error) {
-	b, err := (&druglib.Client{BaseURL: l.LibServer.URL()}).Fetch(ctx, url)
-	if err != nil {
-		return nil, err
-	}
-	if hash != "" && b.Hash != hash {
-		return nil, fmt.Errorf("library at %s hashes to %s, command said %s", url, b.Hash, hash)
-	}
-	return b.Library, nil
-}
-
 // --- lab.Bedside ---
 
 // ReplacePump implements lab.Bedside: the fleet pump's network module is
@@ -115,8 +102,7 @@ func (l *Lab) ReplacePump(ctx context.Context, id string, channels ...string) er
 	if !ok {
 		return fmt.Errorf("inproc: replace pump %s: no published drug library", id)
 	}
-	user, pass := l.brokerLogin(id)
-	tlsc, err := l.mqttClientTLS(id)
+	ac, err := l.agentConfig(id)
 	if err != nil {
 		return fmt.Errorf("inproc: replace pump %s: %w", id, err)
 	}
@@ -124,11 +110,11 @@ func (l *Lab) ReplacePump(ctx context.Context, id string, channels ...string) er
 		return fmt.Errorf("inproc: replace pump %s: close the old network module: %w", id, err)
 	}
 	swapped := l.clk.Now()
-	p := pump.New(pump.Config{ID: id, Clock: l.clk, Library: b.Library, LibraryHash: b.Hash, CareArea: l.topo.CareArea,
-		Channels: types, Seed: uint64(l.topo.Seed)*1000003 + 7919, Logger: l.log.With("pump", id)})
-	a := pump.NewAgent(p, pump.AgentConfig{BrokerURL: l.Broker.URL(), StatusInterval: l.topo.StatusInterval,
-		Logger: l.log.With("agent", id), LibraryFetcher: l.fetchLibrary, AwaitServer: true,
-		ClientID: id, Username: user, Password: pass, TLS: tlsc, Session: "r" + strconv.FormatInt(swapped.UnixMilli(), 36)})
+	pc := l.pumpConfig(id, b)
+	pc.Channels, pc.Seed = types, uint64(l.topo.Seed)*1000003+7919
+	p := pump.New(pc)
+	ac.Session = "r" + strconv.FormatInt(swapped.UnixMilli(), 36)
+	a := pump.NewAgent(p, ac)
 	if err := a.Start(ctx); err != nil {
 		return fmt.Errorf("inproc: replace pump %s: %w", id, err)
 	}
