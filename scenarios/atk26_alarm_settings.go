@@ -30,6 +30,9 @@ var _ = Describe("ATK-26 occlusion alarm pressure raised over the command channe
 	harness.Kind("attack"), harness.Technique("T0838"), harness.Technique("T0837"),
 	harness.Area("AL"), harness.Area("DL"), harness.Area("AC"), harness.Lifecycle("use"), harness.Target("pump"), harness.Target("broker")), func() {
 	f := harness.New("atk-26-alarm-settings")
+	// The alarm delays are compared in lab time; at x60 a wall stall of a
+	// loaded machine (a pump timer firing late) is a lab second, not five.
+	f.Topology.Speed = 60
 
 	It("delays the occlusion alarm of a running vasopressor", func(ctx SpecContext) {
 		w, cancel := f.Context(ctx, f.Timeouts.Therapy)
@@ -102,7 +105,7 @@ var _ = Describe("ATK-26 occlusion alarm pressure raised over the command channe
 			return
 		}
 		By("the target pump alarming minutes after the control pump")
-		Expect(delay.Seconds()).To(BeNumerically("~", 4.2*base.Seconds(), 0.1*base.Seconds()),
+		Expect(delay.Seconds()).To(BeNumerically("~", 4.2*base.Seconds(), 0.15*base.Seconds()),
 			"1180 mmHg above baseline instead of 280: 4.2 times the default build-up")
 		Expect(harm.AlarmsLate).To(Equal(1))
 		Expect(oracle.Harmful(harm)).To(BeTrue())
