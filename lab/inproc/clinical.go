@@ -147,13 +147,15 @@ func (l *Lab) clinicalEndpoints() []lab.Endpoint {
 	return eps
 }
 
-// nurseOnAlarm is the nurse model's answer to a dispatch: accept after a
+// nurseOnAlarm is the nurse model's answer to a dispatch: read it (in the
+// order messages arrived on the phone, AlertReadTime each), accept after a
 // log-normal latency, then walk to the pump, clear the alarm and resume.
 func (l *Lab) nurseOnAlarm(ph *alarms.Communicator, user string, m alarms.Message) {
 	if l.topo.Nurse.Disabled {
 		return
 	}
-	l.nurse.at(l.topo.Nurse.AlarmAcceptMedian, func() {
+	read := l.nurse.attn.readDelay(ph.ID(), l.clk.Now())
+	l.nurse.atAfter(read, l.topo.Nurse.AlarmAcceptMedian, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := ph.Accept(ctx, m.AlertID, user); err != nil {

@@ -20,6 +20,7 @@ type nurse struct {
 	next    uint64
 	cancels []func()
 	closed  bool
+	attn    attention // what each nurse has still to read on her phone (attention.go)
 }
 
 const nurseUser = "RN0042"
