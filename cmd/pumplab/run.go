@@ -38,6 +38,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	labName := fs.String("lab", "inproc", "lab provider")
 	filter := fs.String("label-filter", "", "Ginkgo label filter, e.g. 'kind:control && !CTL-04'")
 	postureRef := fs.String("posture", "legacy", "security posture: a built-in name (legacy, nccoe) or a posture YAML file")
+	baseline := fs.String("baseline", "", "a previous run directory (the baseline posture's): the scorecard's availability gives this run's latency cost against it")
 	var controlFlags multiFlag
 	fs.Var(&controlFlags, "control", "switch one control, NAME=on|off (or NAME.PARAM=VALUE), repeatable")
 	var tools multiFlag
@@ -79,6 +80,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer containersRun(*labName, stderr)()
 	in.Files = append(files, tr.intakeFiles()...)
 	sc, err := startScoring(ctx, runID, pst, builtins, t, in)
+	if sc != nil {
+		sc.baseline = *baseline
+	}
 	if err != nil {
 		return err
 	}

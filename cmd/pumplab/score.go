@@ -27,6 +27,9 @@ type scoring struct {
 	posture *posture.Posture
 	start   time.Time
 	ext     *toolRunner // tools of manifests and the capture (run_tools.go)
+	// baseline is a previous run directory whose latency samples the
+	// scorecard's availability compares this run with (--baseline).
+	baseline string
 }
 
 // intakeFlags are where tools under test send alerts.
@@ -157,11 +160,29 @@ func (s *scoring) finish(dir, runID, labName string, t lab.Topology, gr types.Re
 	if len(scen) == 0 {
 		notes = append(notes, "no scenario ran")
 	}
+	var avail []score.AvailabilityCost
+	if s.baseline != "" {
+		base, err := loadScorecard(s.baseline)
+		if err != nil {
+			return report.Scorecard{}, notes, fmt.Errorf("--baseline: %w", err)
+		}
+		lat, err := readLatency(s.baseline)
+		if err != nil {
+			return report.Scorecard{}, notes, fmt.Errorf("--baseline: %w", err)
+		}
+		bname := base.Run.Posture.Name
+		if bname == s.posture.Name {
+			bname += " (baseline run)"
+		}
+		own := s.run.LatencySamples(s.posture.Name)
+		own[bname] = lat
+		avail = score.Availability(own, bname)
+	}
 	sc := report.Build(report.Input{
 		Run: report.Run{ID: runID, Start: s.start, End: end, Seed: t.Seed, Provider: labName,
 			Posture: report.Posture{Name: s.posture.Name, Controls: append([]string{}, enforced...)}, BaselinePosture: "legacy", Tools: tools,
 			Pumps: t.Pumps, ClockSpeed: t.Speed, DeviceHours: float64(t.Pumps) * labHours, PumplabVersion: version},
-		Scenarios: scen, Verdicts: verdicts, FalsePositives: fps, Notes: notes,
+		Scenarios: scen, Verdicts: verdicts, FalsePositives: fps, Notes: notes, Availability: avail,
 	})
 	if err := report.Write(dir, sc, steps, alerts); err != nil {
 		return sc, notes, err
