@@ -134,4 +134,3 @@ func TestSameSeedSameVerdictsAndCompare(t *testing.T) {
 		t.Fatalf("compare against an empty run: exit %d\n%s%s", code, out.String(), errb.String())
 	}
 }
-
