@@ -88,6 +88,14 @@ func New(name string) *Framework {
 		}
 		f.Lab = l
 		ginkgo.DeferCleanup(func() error { return l.Close() })
+		// The attack toolkit's default safety rail takes the lab's own
+		// networks (a container lab's) besides loopback, for this spec only.
+		if z, ok := l.(lab.Zoned); ok {
+			if err := attack.UseLab(z.Subnets()); err != nil {
+				ginkgo.Fail(fmt.Sprintf("lab networks of %s: %v", f.Name, err))
+			}
+			ginkgo.DeferCleanup(func() { _ = attack.UseLab(nil) })
+		}
 		// Runs before Close: the controls' evidence goes to the run record.
 		ginkgo.DeferCleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -70,6 +70,7 @@ func mitmPCD03(ctx context.Context, f *harness.Framework, c mitmCase) {
 	err = f.Attack(w, step, func(ctx context.Context) error {
 		var err error
 		if _, restore, err = f.Lab.Network().Interpose(ctx, lab.LinkBCMAToPumpServer, proxy.Addr()); err != nil {
+			notApplicableIfUnsupported(f, err)
 			return fmt.Errorf("interpose: %w", err)
 		}
 		res, scanErr = cl.Administer(ctx, lab.Scan{Nurse: "RN0042", MRN: c.mrn, Drug: "NOREPI-4-250", PumpID: pumpID, Channel: "A"})

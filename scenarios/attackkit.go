@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -77,4 +78,13 @@ func clockSleep(ctx context.Context, l lab.Lab, d time.Duration) error {
 
 func deliveredIn(segs []lab.Segment, from, to time.Time) (float64, float64) {
 	return oracle.Delivered(segs, from, to)
+}
+
+// notApplicableIfUnsupported reports the spec Not Applicable when the lab
+// cannot give the attacker the on-path position the scenario needs (the
+// container lab cannot route a link through a proxy on the host).
+func notApplicableIfUnsupported(f *harness.Framework, err error) {
+	if errors.Is(err, lab.ErrInterposeUnsupported) {
+		f.NotApplicable(fmt.Sprintf("the %s lab cannot place an on-path proxy here: %v", f.Lab.Provider(), err))
+	}
 }

@@ -63,10 +63,32 @@ func (t *Targets) AddLab(cidr string) error {
 	return nil
 }
 
-// Lab returns the lab prefixes added so far.
+// running holds the networks of the lab the harness runs now (UseLab): a
+// nil *Targets — the default every toolkit function takes — allows loopback
+// and those networks, nothing else.
+var running = &Targets{}
+
+// UseLab sets the networks of the running lab (a container lab's Docker
+// networks) that a nil *Targets allows besides loopback; nil or empty
+// clears them. The harness calls it when it starts and stops a lab.
+func UseLab(cidrs []string) error {
+	t := &Targets{}
+	for _, c := range cidrs {
+		if err := t.AddLab(c); err != nil {
+			return err
+		}
+	}
+	running.mu.Lock()
+	running.lab = t.lab
+	running.mu.Unlock()
+	return nil
+}
+
+// Lab returns the lab prefixes added so far (for a nil *Targets, those of
+// the running lab).
 func (t *Targets) Lab() []netip.Prefix {
 	if t == nil {
-		return nil
+		return running.Lab()
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
