@@ -12,7 +12,7 @@ run:
 ## test: every test (vet, gofmt, race-enabled unit tests, Ginkgo scenario suite)
 test: vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
-	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+	$(GO) test -race -count=1 -timeout 45m $(PKGS)
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/pumplab ./cmd/pumplab
