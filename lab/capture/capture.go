@@ -260,18 +260,26 @@ func (c *Capture) loop() {
 	}
 }
 
-// kernelTime returns the SCM_TIMESTAMPNS receive time in a control
-// message, or the zero time.
+// kernelTime returns the SCM_TIMESTAMPNS receive time in the control
+// messages, or the zero time. It parses the cmsg headers in place (no
+// allocation: it runs for every packet on the interface).
 func kernelTime(oob []byte) time.Time {
-	msgs, err := syscall.ParseSocketControlMessage(oob)
-	if err != nil {
-		return time.Time{}
-	}
-	for _, m := range msgs {
-		if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SO_TIMESTAMPNS && len(m.Data) >= int(unsafe.Sizeof(syscall.Timespec{})) {
-			ts := (*syscall.Timespec)(unsafe.Pointer(&m.Data[0]))
+	const hdr = syscall.SizeofCmsghdr
+	for len(oob) >= hdr {
+		h := (*syscall.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < hdr || l > len(oob) {
+			return time.Time{}
+		}
+		if h.Level == syscall.SOL_SOCKET && h.Type == syscall.SO_TIMESTAMPNS && l-hdr >= int(unsafe.Sizeof(syscall.Timespec{})) {
+			ts := (*syscall.Timespec)(unsafe.Pointer(&oob[hdr]))
 			return time.Unix(ts.Sec, ts.Nsec)
 		}
+		next := (l + 7) &^ 7 // CMSG_ALIGN on 64-bit
+		if next > len(oob) {
+			return time.Time{}
+		}
+		oob = oob[next:]
 	}
 	return time.Time{}
 }

@@ -182,6 +182,7 @@ type labState struct {
 	service    map[uint16]string               // server port -> name, of service (telnet-style) endpoints
 	seenAlarm  map[string]bool                 // pump/alarm id of every alarm a pump published
 	endWait    map[string]endWait              // pump/alarm id -> PCD-04 end awaiting the pump's end
+	lastSeen   map[string]time.Time            // client tuple -> time of its last MQTT packet
 }
 
 // endWait is a PCD-04 alarm end that the pump has not confirmed yet.
@@ -210,7 +211,7 @@ func newLabState(id int) *labState {
 		alarms: map[string]map[string]pumpAlarm{}, pending: map[string]pendingAlarm{}, starts: map[string][]time.Time{},
 		expect: map[string]expected{}, lastPCD04: map[string]time.Time{}, acked: map[string]bool{}, patient: map[string]string{},
 		events: map[string]bool{}, rates: map[string][2]float64{}, service: map[uint16]string{}, seenAlarm: map[string]bool{},
-		endWait: map[string]endWait{}}
+		endWait: map[string]endWait{}, lastSeen: map[string]time.Time{}}
 }
 
 // maxLabs is how many labs the engine follows at once (older ones are
@@ -362,6 +363,7 @@ func (e lv) mqtt(t time.Time, h *half, p mqttPacket) {
 		return // broker -> subscriber deliveries: the publisher's own packet counts
 	}
 	id := c.clientID
+	e.lastSeen[h.tuple] = t
 	switch p.Type {
 	case mqttConnect:
 		if !e.known[id] && len(e.known) > 0 {
@@ -369,7 +371,9 @@ func (e lv) mqtt(t time.Time, h *half, p mqttPacket) {
 				Techniques: []string{"T0886", "T0859"}, Tactics: []string{"TA0108"}, Category: ruleUnknownClient,
 				Text: fmt.Sprintf("MQTT client id %q (user %q) is not in the lab's inventory (pumps, pump server, monitor)", id, c.user)})
 		}
-		if old, ok := e.online[id]; ok && old != h.tuple {
+		// The old connection must still be alive (traffic within two
+		// status periods): a FIN the capture missed is no takeover.
+		if old, ok := e.online[id]; ok && old != h.tuple && t.Sub(e.lastSeen[old]) < e.wall(20*time.Second) {
 			assets := []string{"broker", "mqtt-client:" + id, h.tuple}
 			if e.pumps[id] {
 				assets = append(assets, id)
@@ -866,4 +870,5 @@ func (e lv) closed(t time.Time, h *half) {
 	if id := h.conn.clientID; id != "" && e.online[id] == h.conn.client {
 		delete(e.online, id)
 	}
+	delete(e.lastSeen, h.conn.client)
 }
