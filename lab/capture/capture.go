@@ -84,20 +84,21 @@ type Flow struct {
 
 // Capture is a running capture.
 type Capture struct {
-	cfg   Config
-	fd    int
-	file  *os.File
-	w     *Writer
-	mu    sync.Mutex
-	ports map[uint16]bool
-	fresh bool // ports were added since the pre-roll was last flushed
-	pre   []held
-	preSz int
-	flows map[string]*Flow
-	stats Stats
-	done  chan struct{}
-	stop  chan struct{}
-	err   error
+	cfg     Config
+	fd      int
+	file    *os.File
+	w       *Writer
+	mu      sync.Mutex
+	ports   map[uint16]bool
+	fresh   bool // ports were added since the pre-roll was last flushed
+	pre     []held
+	preHead int // c.pre[:preHead] were dropped
+	preSz   int
+	flows   map[string]*Flow
+	stats   Stats
+	done    chan struct{}
+	stop    chan struct{}
+	err     error
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
@@ -308,20 +309,27 @@ func (c *Capture) hold(now time.Time, data []byte, origLen int, seg Segment) {
 	seg2, _ := DecodeEthernet(cp)
 	c.pre = append(c.pre, held{t: now, data: cp, origLen: origLen, seg: seg2})
 	c.preSz += len(cp)
-	i := 0
-	for i < len(c.pre) && (now.Sub(c.pre[i].t) > preRollWindow || c.preSz > preRollBytes) {
-		c.preSz -= len(c.pre[i].data)
+	// Drop what is too old from the front (amortised O(1): the slice is
+	// compacted only when half of it is dropped).
+	for c.preHead < len(c.pre) && (now.Sub(c.pre[c.preHead].t) > preRollWindow || c.preSz > preRollBytes) {
+		c.preSz -= len(c.pre[c.preHead].data)
+		c.pre[c.preHead] = held{}
 		c.stats.Filtered++
-		i++
+		c.preHead++
 	}
-	if i > 0 {
-		c.pre = append(c.pre[:0:0], c.pre[i:]...)
+	if c.preHead > 1024 && c.preHead > len(c.pre)/2 {
+		n := copy(c.pre, c.pre[c.preHead:])
+		for i := n; i < len(c.pre); i++ {
+			c.pre[i] = held{}
+		}
+		c.pre, c.preHead = c.pre[:n], 0
 	}
 }
 
 // flushPreRoll writes the held packets of newly allowed ports, in order.
 func (c *Capture) flushPreRoll() {
 	c.fresh = false
+	c.pre, c.preHead = c.pre[c.preHead:], 0
 	kept := c.pre[:0]
 	for _, h := range c.pre {
 		if c.ports[h.seg.Src.Port()] || c.ports[h.seg.Dst.Port()] {
@@ -388,7 +396,7 @@ func (c *Capture) Stats() Stats {
 	defer c.mu.Unlock()
 	c.readDrops()
 	st := c.stats
-	st.Filtered += int64(len(c.pre))
+	st.Filtered += int64(len(c.pre) - c.preHead)
 	return st
 }
 
@@ -432,8 +440,8 @@ func (c *Capture) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.readDrops()
-	c.stats.Filtered += int64(len(c.pre))
-	c.pre = nil
+	c.stats.Filtered += int64(len(c.pre) - c.preHead)
+	c.pre, c.preHead = nil, 0
 	err := c.err
 	if ferr := c.w.Flush(); err == nil {
 		err = ferr

@@ -131,6 +131,11 @@ func TestCaptureLoopbackReadBack(t *testing.T) {
 		conn.Close()
 	}
 	other.Close()
+	// Await the capture reading them (held, counted as filtered).
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Stats().Filtered == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -306,10 +311,22 @@ func TestPreRoll(t *testing.T) {
 	}
 	c.AllowPorts(port)
 	send("late-after-allow")
-	awaitClosed(t, c, port)
+	// Await both client connections' data and close in the capture.
 	deadline = time.Now().Add(5 * time.Second)
-	for len(c.Flows()) < 4 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	for {
+		done := 0
+		for _, f := range c.Flows() {
+			if f.Closed && f.Bytes > 0 && strings.HasSuffix(f.Tuple, fmt.Sprintf(":%d", port)) {
+				done++
+			}
+		}
+		if done >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("flows %+v", c.Flows())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
