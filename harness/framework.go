@@ -20,6 +20,11 @@ import (
 	"github.com/pumplab/pumplab/lab"
 )
 
+// MinFleet is the smallest fleet a scenario's lab gets: scenarios put
+// their patients on distinct pumps of the fleet (up to the thirteenth), so
+// a smaller --pumps is raised to it per scenario.
+const MinFleet = 14
+
 // Timeouts are every wait of the suite in one place (wall time).
 type Timeouts struct {
 	// LabStart bounds bringing a hospital up.
@@ -123,6 +128,9 @@ func New(name string) *Framework {
 func merge(t, o lab.Topology) lab.Topology {
 	if o.Pumps > 0 {
 		t.Pumps = o.Pumps
+	}
+	if t.Pumps > 0 && t.Pumps < MinFleet {
+		t.Pumps = MinFleet
 	}
 	if o.Speed > 0 {
 		t.Speed = o.Speed
