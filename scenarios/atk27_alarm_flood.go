@@ -93,6 +93,10 @@ var _ = Describe("ATK-27 alarm flood via spoofed PCD-04", harness.Register("ATK-
 		err = f.Attack(w, step, func(ctx context.Context) error {
 			prio := []string{hl7.PriorityLow, hl7.PriorityMedium}
 			var ferr, faultErr error
+			// The genuine occlusion comes near the end of the flood: 200
+			// messages before its count, or at three quarters of its wall
+			// time on a machine too slow to send them all.
+			floodStart, injected := time.Now(), false
 			res, ferr = attack.FloodMLLP(ctx, nil, am, foot.TLS, attack.FloodMessages, func(i int) []byte {
 				t := f.Lab.Clock().Now()
 				block, pos := i/(floodBlock+1), i%(floodBlock+1)
@@ -105,7 +109,8 @@ var _ = Describe("ATK-27 alarm flood via spoofed PCD-04", harness.Register("ATK-
 						Run: fmt.Sprintf("%s%d", floodRun, block), Seq: 1, Time: t}).Bytes()
 				}
 				n := block*floodBlock + pos // spoofed alert number, 1..floodCount
-				if n == floodCount-floodBeforeAlarm {
+				if !injected && (n >= floodCount-floodBeforeAlarm || time.Since(floodStart) > floodWall*3/4) {
+					injected = true
 					// The genuine occlusion: it alarms about 2.3 lab
 					// minutes later, near the end of the flood.
 					faultErr = f.Lab.Devices().InjectFault(ctx, pumpID, "A", "occlusion_downstream")
@@ -118,6 +123,9 @@ var _ = Describe("ATK-27 alarm flood via spoofed PCD-04", harness.Register("ATK-
 				hl7.SetSequence(m, uint64(pos)+1)
 				return m.Bytes()
 			}, attack.FloodLimits{Count: floodCount / floodBlock * (floodBlock + 1), Duration: floodWall})
+			if !injected && faultErr == nil {
+				faultErr = f.Lab.Devices().InjectFault(ctx, pumpID, "A", "occlusion_downstream")
+			}
 			if ferr != nil || faultErr != nil {
 				return errors.Join(ferr, faultErr)
 			}

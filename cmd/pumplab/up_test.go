@@ -54,7 +54,9 @@ func TestUpServesExternalClients(t *testing.T) {
 
 	// Any MQTT client subscribed to the pump topics sees status messages.
 	got := make(chan string, 16)
-	c := paho.NewClient(paho.NewClientOptions().AddBroker(endpoints["broker"]).SetClientID("researcher"))
+	// The legacy posture's shared broker login (weakness shared-credentials).
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(endpoints["broker"]).SetClientID("researcher").
+		SetUsername("pump").SetPassword("pump123"))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect: %v", tok.Error())
 	}

@@ -278,7 +278,7 @@ func (l *Lab) PumpServer() lab.PumpServer { return serverView{l} }
 // Endpoints implements lab.Lab.
 func (l *Lab) Endpoints() []lab.Endpoint {
 	eps := []lab.Endpoint{
-		{Name: "broker", Protocol: "mqtt", Address: l.Broker.URL(), Purpose: "pump <-> pump server, topics pumplab/v1/pumps/{id}/..."},
+		{Name: "broker", Protocol: "mqtt", Address: l.Broker.URL(), Purpose: "pump <-> pump server, topics pumplab/v1/pumps/{id}/..." + l.loginHint()},
 		{Name: "pumpserver-ioc", Protocol: "mllp", Address: l.Server.MLLPAddr(), Purpose: "PCD-03 RGV^O15 in (IOC), PCD-05 ORA^R41 in"},
 		{Name: "druglib", Protocol: "http", Address: l.LibServer.URL(), Purpose: "drug-library distribution and approval API"},
 	}
@@ -383,4 +383,15 @@ func (l *Lab) fetchBundle(ctx context.Context, url, hash string) (*druglib.Bundl
 		return nil, fmt.Errorf("library at %s hashes to %s, command said %s", url, b.Hash, hash)
 	}
 	return b, nil
+}
+
+// loginHint tells a researcher how to log in to the broker.
+func (l *Lab) loginHint() string {
+	if !l.embedded {
+		return ""
+	}
+	if w := l.topo.Posture.Weaknesses.SharedCredentials; w.Enabled {
+		return fmt.Sprintf("; login %s/%s (the shared credentials)", w.Username, w.Password)
+	}
+	return "; per-identity logins (and certificates under mtls-mqtt)"
 }

@@ -32,7 +32,7 @@ func Example() {
 	// Output:
 	// nccoe+order-crosscheck=off+rate-limit.per_second=10
 	// [access-codes alarm-heartbeat broker-acl decommission-wipe mtls-mllp mtls-mqtt pki rate-limit segmentation service-mode-audit signed-commands signed-firmware signed-library]
-	// 10 30s
+	// 10 10s
 	// posture: nccoe+pki=off+signed-commands=off+signed-library=off+signed-firmware=off+mtls-mllp=off+decommission-wipe=off: controls.mtls-mqtt: needs pki, which is off (certificates come from the lab CA); switch pki on or mtls-mqtt off
 	// posture: postures/mine.yaml:6: controls.rate-limit.per_second: -3 must be > 0
 }
