@@ -9,9 +9,12 @@ import (
 
 func TestMergeOverlaysSetFields(t *testing.T) {
 	base := lab.Topology{Pumps: 20, Speed: 300, Seed: 1, Broker: "mosquitto"}
-	got := merge(base, lab.Topology{Pumps: 3})
-	if got.Pumps != 3 || got.Speed != 300 || got.Seed != 1 || got.Broker != "mosquitto" {
+	got := merge(base, lab.Topology{Pumps: 30})
+	if got.Pumps != 30 || got.Speed != 300 || got.Seed != 1 || got.Broker != "mosquitto" {
 		t.Fatalf("merge %+v", got)
+	}
+	if got := merge(base, lab.Topology{Pumps: 3}); got.Pumps != MinFleet {
+		t.Fatalf("a fleet of 3 became %d pumps, want the minimum %d", got.Pumps, MinFleet)
 	}
 	if got := merge(base, lab.Topology{}); got != base {
 		t.Fatalf("empty override changed the topology: %+v", got)

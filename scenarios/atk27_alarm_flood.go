@@ -216,7 +216,9 @@ var _ = Describe("ATK-27 alarm flood via spoofed PCD-04", harness.Register("ATK-
 		// A real heartbeat between two of the attacker's can cost it a few
 		// alerts to the sequence check (alarm-heartbeat is still on when
 		// only rate-limit is off).
-		Expect(spoofed).To(BeNumerically(">=", floodCount*9/10), "the alarm manager took the flood")
+		// A slow machine sends fewer than floodCount in floodWall: judge by
+		// what was sent.
+		Expect(spoofed).To(BeNumerically(">=", res.Sent*9/10-res.Sent/(floodBlock+1)), "the alarm manager took the flood (%d sent)", res.Sent)
 		Expect(lack).To(BeNumerically(">", 2*time.Minute))
 		Expect(oracle.Harmful(harm)).To(BeTrue(), "harm %+v", harm)
 	})
