@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pumplab/pumplab/clock"
@@ -86,6 +87,20 @@ func Start(ctx context.Context, t lab.Topology, log *slog.Logger) (*Lab, error) 
 		}
 		t.Posture = p
 	}
+	// Some listeners take addresses reserved a moment earlier (the clinical
+	// systems point at each other in a cycle); another process on a busy
+	// machine may grab one in between. Such a start is retried on fresh
+	// addresses, a few times.
+	for attempt := 1; ; attempt++ {
+		l, err := start(ctx, t, log)
+		if err == nil || attempt == 3 || !errors.Is(err, syscall.EADDRINUSE) {
+			return l, err
+		}
+		log.Warn("inproc: a reserved address was taken; starting again", "attempt", attempt, "err", err)
+	}
+}
+
+func start(ctx context.Context, t lab.Topology, log *slog.Logger) (*Lab, error) {
 	trail, err := audit.New(t.AuditSyslog)
 	if err != nil {
 		return nil, fmt.Errorf("inproc: %w", err)
