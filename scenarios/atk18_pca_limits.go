@@ -1,7 +1,6 @@
 package scenarios
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -9,7 +8,6 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/pumplab/pumplab/harness"
-	"github.com/pumplab/pumplab/harness/attack"
 	"github.com/pumplab/pumplab/harness/oracle"
 	"github.com/pumplab/pumplab/harness/score"
 	"github.com/pumplab/pumplab/lab"
@@ -35,30 +33,15 @@ var _ = Describe("ATK-18 PCA safety-limit tampering", harness.Register("ATK-18",
 		pca := f.Lab.Pumps()[10]
 		Expect(bed.ReplacePump(w, pca, "pca")).To(Succeed())
 
-		cur, _, err := currentLibrary(w, f.Lab)
-		Expect(err).NotTo(HaveOccurred())
-		lib := cur.Library.Clone()
-		lib.Version = "ADULT-2026.01-P"
-		for i := range lib.Entries {
-			if p := lib.Entries[i].PCA; p != nil && lib.Entries[i].ID == "MORPHINE-PCA-30-30" {
+		b := tampered(w, f.Lab, "ADULT-2026.01-P", "MORPHINE-PCA-30-30", func(e *druglib.Entry) {
+			if p := e.PCA; p != nil {
 				p.LockoutHardMin, p.LockoutSoftMin, p.HourLimitMax, p.FourHourMax = 1, 1, 100, 400
 			}
-		}
-		b := &druglib.Bundle{Library: lib, Hash: lib.Hash()}
+		})
 
 		By("the attacker, with pump-server admin, pushing a library with a 1-minute PCA lockout floor and no real hourly limit")
-		step := attack.Step{ScenarioID: "ATK-18", StepID: "ATK-18/1", Techniques: []string{"T0836", "T0880", "T0837"}, Tactic: "TA0106",
-			Assets: []string{pca, "pumpserver", "druglib"}, Correlation: []string{"library:" + lib.Version, "library:" + b.Hash},
-			Criteria: "the PCA pump activates a library whose lockout and hourly limits no longer protect the patient",
-			Control:  "signed-library", Window: 15 * time.Minute}
-		var ack lab.LibraryPush
-		err = f.Attack(w, step, func(ctx context.Context) error {
-			var err error
-			ack, err = pushFromAttacker(ctx, f.Lab, b, pca)
-			return err
-		})
-		Expect(err).NotTo(HaveOccurred())
-		AddReportEntry("pump's answer to the push", fmt.Sprintf("%s %s %s", ack.Result, ack.Code, ack.Reason))
+		step, ack := pushStep(w, f, "ATK-18", []string{"T0836", "T0880", "T0837"},
+			"the PCA pump activates a library whose lockout and hourly limits no longer protect the patient", b, pca)
 
 		By("a morphine PCA order keyed with a 1-minute lockout (meant: 10) and no hourly limit")
 		Expect(c.Admit(w, lab.Patient{MRN: "MRN5518", Family: "Testpatient", Given: "Kim", DOB: "19750505", Sex: "F",

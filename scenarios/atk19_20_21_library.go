@@ -128,20 +128,10 @@ func runLibraryAttack(ctx context.Context, f *harness.Framework, a libraryAttack
 	b := a.bundle(w, f, pumpID)
 
 	By("the attacker, with pump-server admin, pushing library " + b.Library.Version + " from its own host")
-	step := attack.Step{ScenarioID: a.id, StepID: a.id + "/1", Techniques: a.techniques, Tactic: "TA0106",
-		Assets: []string{pumpID, "pumpserver", "druglib"}, Correlation: []string{"library:" + b.Library.Version, "library:" + b.Hash},
-		Criteria: a.criteria, Control: "signed-library", Window: 15 * time.Minute}
-	var ack lab.LibraryPush
-	err := f.Attack(w, step, func(ctx context.Context) error {
-		var err error
-		ack, err = pushFromAttacker(ctx, f.Lab, b, pumpID)
-		return err
-	})
-	Expect(err).NotTo(HaveOccurred())
-	AddReportEntry("pump's answer to the push", fmt.Sprintf("%s %s %s", ack.Result, ack.Code, ack.Reason))
+	step, ack := pushStep(w, f, a.id, a.techniques, a.criteria, b, pumpID)
 
 	By(fmt.Sprintf("a heparin order of %g units/kg/h (meant: %g) reaching the pump", a.dose, heparinIntended))
-	th, res, err := orderHeparin(w, f.Lab, pumpID, a.mrn, a.dose)
+	_, res, err := orderHeparin(w, f.Lab, pumpID, a.mrn, a.dose)
 	Expect(err).NotTo(HaveOccurred())
 	AddReportEntry("RRG^O16", fmt.Sprintf("%s %s %s", res.AckCode, res.ErrCode, res.ErrText))
 
@@ -166,25 +156,44 @@ func runLibraryAttack(ctx context.Context, f *harness.Framework, a libraryAttack
 	f.Observe(step.StepID, score.Observed{Effect: true, Harm: harm})
 	AddReportEntry("DDR vs the intended dose", fmt.Sprintf("%.2f", harm.DDR))
 	Expect(oracle.Harmful(harm)).To(BeTrue(), "harm %+v", harm)
-	_ = th
 }
 
 // tampered returns an unsigned bundle of a copy of the published library
-// under a new version, changed by edit (the attacker has no pharmacy key).
-func tampered(ctx context.Context, l lab.Lab, version string, edit func(*druglib.Entry)) *druglib.Bundle {
+// under a new version, with entry id changed by edit (the attacker has no
+// pharmacy key).
+func tampered(ctx context.Context, l lab.Lab, version, id string, edit func(*druglib.Entry)) *druglib.Bundle {
 	cur, _, err := currentLibrary(ctx, l)
 	Expect(err).NotTo(HaveOccurred())
 	lib := cur.Library.Clone()
 	lib.Version = version
 	found := false
 	for i := range lib.Entries {
-		if lib.Entries[i].ID == heparinID {
+		if lib.Entries[i].ID == id {
 			edit(&lib.Entries[i])
 			found = true
 		}
 	}
-	Expect(found).To(BeTrue(), "the library has %s", heparinID)
+	Expect(found).To(BeTrue(), "the library has %s", id)
 	return &druglib.Bundle{Library: lib, Hash: lib.Hash()}
+}
+
+// pushStep is the attacker's push of bundle to pumpID as the step of a
+// library scenario (expected control: signed-library); it returns the
+// step and the pump's answer.
+func pushStep(ctx context.Context, f *harness.Framework, id string, techniques []string, criteria string,
+	b *druglib.Bundle, pumpID string) (attack.Step, lab.LibraryPush) {
+	step := attack.Step{ScenarioID: id, StepID: id + "/1", Techniques: techniques, Tactic: "TA0106",
+		Assets: []string{pumpID, "pumpserver", "druglib"}, Correlation: []string{"library:" + b.Library.Version, "library:" + b.Hash},
+		Criteria: criteria, Control: "signed-library", Window: 15 * time.Minute}
+	var ack lab.LibraryPush
+	err := f.Attack(ctx, step, func(ctx context.Context) error {
+		var err error
+		ack, err = pushFromAttacker(ctx, f.Lab, b, pumpID)
+		return err
+	})
+	Expect(err).NotTo(HaveOccurred())
+	AddReportEntry("pump's answer to the push", fmt.Sprintf("%s %s %s", ack.Result, ack.Code, ack.Reason))
+	return step, ack
 }
 
 var _ = Describe("ATK-19 drug-library hard-limit widening", harness.Register("ATK-19", "Drug-library hard-limit widening via unsigned library push",
@@ -197,7 +206,7 @@ var _ = Describe("ATK-19 drug-library hard-limit widening", harness.Register("AT
 			techniques: []string{"T0843", "T0836", "T0837", "T0880"},
 			criteria:   "the pump activates a library whose heparin hard limit is ten times the approved one",
 			bundle: func(ctx context.Context, f *harness.Framework, pumpID string) *druglib.Bundle {
-				return tampered(ctx, f.Lab, "ADULT-2026.01-X", func(e *druglib.Entry) {
+				return tampered(ctx, f.Lab, "ADULT-2026.01-X", heparinID, func(e *druglib.Entry) {
 					e.Dose.SoftMax, e.Dose.HardMax = 250, 400
 				})
 			}})
@@ -256,30 +265,12 @@ var _ = Describe("ATK-20 drug-library concentration falsification", harness.Regi
 		defer cancel()
 		bed := harness.LabAs[lab.Bedside](f, "bedside programming at the pump")
 		pumpID := f.Lab.Pumps()[9]
-		cur, _, err := currentLibrary(w, f.Lab)
-		Expect(err).NotTo(HaveOccurred())
-		lib := cur.Library.Clone()
-		lib.Version = "ADULT-2026.01-C"
-		for i := range lib.Entries {
-			if lib.Entries[i].ID == "NOREPI-4-250" {
-				lib.Entries[i].Amount = 2 // 2 mg in 250 mL on the library; the bag holds 4 mg
-			}
-		}
-		b := &druglib.Bundle{Library: lib, Hash: lib.Hash()}
+		// 2 mg in 250 mL on the library; the bag holds 4 mg.
+		b := tampered(w, f.Lab, "ADULT-2026.01-C", "NOREPI-4-250", func(e *druglib.Entry) { e.Amount = 2 })
 
 		By("the attacker, with pump-server admin, pushing a library with norepinephrine at half its concentration")
-		step := attack.Step{ScenarioID: "ATK-20", StepID: "ATK-20/1", Techniques: []string{"T0843", "T0836", "T0832"}, Tactic: "TA0106",
-			Assets: []string{pumpID, "pumpserver", "druglib"}, Correlation: []string{"library:" + lib.Version, "library:" + b.Hash},
-			Criteria: "the pump activates a library whose norepinephrine concentration is half the dispensed bag's",
-			Control:  "signed-library", Window: 15 * time.Minute}
-		var ack lab.LibraryPush
-		err = f.Attack(w, step, func(ctx context.Context) error {
-			var err error
-			ack, err = pushFromAttacker(ctx, f.Lab, b, pumpID)
-			return err
-		})
-		Expect(err).NotTo(HaveOccurred())
-		AddReportEntry("pump's answer to the push", fmt.Sprintf("%s %s %s", ack.Result, ack.Code, ack.Reason))
+		step, ack := pushStep(w, f, "ATK-20", []string{"T0843", "T0836", "T0832"},
+			"the pump activates a library whose norepinephrine concentration is half the dispensed bag's", b, pumpID)
 
 		By("a nurse keying in norepinephrine 0.05 mcg/kg/min, 70 kg, at the pump (4 mg/250 mL bag)")
 		res, err := bed.ManualProgram(w, pumpID, "A", "RN0042", lab.ManualProgram{OrderID: "ORD-ATK20", DrugID: "NOREPI-4-250",

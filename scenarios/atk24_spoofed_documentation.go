@@ -48,7 +48,7 @@ var _ = Describe("ATK-24 spoofed PCD-10 documentation", harness.Register("ATK-24
 			Criteria: "the EHR documents a delivery the pump did not make", Control: "mtls-mllp", Window: 15 * time.Minute}
 		var code string
 		err = f.Attack(w, step, func(ctx context.Context) error {
-			code, err = sendHL7Plain(ctx, ehrAddr, func(ctx context.Context, tlsOn bool) (string, error) {
+			code, err = sendHL7Plain(ctx, func(ctx context.Context, tlsOn bool) (string, error) {
 				var cfg *tls.Config
 				if tlsOn {
 					cfg = &tls.Config{InsecureSkipVerify: true, ServerName: "127.0.0.1"} // no client certificate

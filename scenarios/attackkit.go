@@ -60,7 +60,7 @@ func observeBlocked(ctx context.Context, f *harness.Framework, stepID string, th
 // sendHL7Plain sends m without TLS, then, if the listener speaks TLS, with
 // a TLS client without a certificate: what a rogue host without a foothold
 // can try. It returns the reply of whichever worked.
-func sendHL7Plain(ctx context.Context, addr string, send func(ctx context.Context, tlsOn bool) (string, error)) (string, error) {
+func sendHL7Plain(ctx context.Context, send func(ctx context.Context, tlsOn bool) (string, error)) (string, error) {
 	code, err := send(ctx, false)
 	if err == nil {
 		return code, nil

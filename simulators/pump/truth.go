@@ -226,7 +226,7 @@ func (p *Pump) DDR(channel string, from, to time.Time) (float64, error) {
 		return 0, fmt.Errorf("pump %s: ddr channel %s: %w", p.cfg.ID, channel, err)
 	}
 	h := to.Sub(from).Hours()
-	vol, drug, err := p.DeliveredBetween(channel, from, to)
+	vol, _, err := p.DeliveredBetween(channel, from, to)
 	if err != nil {
 		return 0, err
 	}
@@ -236,7 +236,6 @@ func (p *Pump) DDR(channel string, from, to time.Time) (float64, error) {
 		// delivered is the volume at the ordered concentration, whatever
 		// concentration the pump was told (ATK-12 falsifies it in transit).
 		want, got = rate*o.Concentration*h, vol*o.Concentration
-		_ = drug
 	}
 	if want <= 0 {
 		return 0, fmt.Errorf("pump %s: ddr channel %s: ordered amount is zero", p.cfg.ID, channel)
